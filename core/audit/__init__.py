@@ -1,0 +1,1 @@
+"""Audit log: who decided what, from which driver, with before/after state."""

@@ -1,0 +1,87 @@
+"""Recording audit events inside the caller's transaction."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit.models import AuditEvent
+from core.logctx import current_request_id
+
+
+class ActorKind(enum.StrEnum):
+    STAFF = "staff"
+    TOKEN = "token"
+    SYSTEM = "system"
+    CLIENT = "client"
+    VENDOR = "vendor"
+
+
+class Driver(enum.StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+    API = "api"
+    CLI = "cli"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: a staff user (Slack id, e-mail), an API token, or the system itself."""
+
+    kind: ActorKind
+    id: str
+    driver: Driver
+    display: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.display or self.id
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(ActorKind.SYSTEM, "system", Driver.SYSTEM, "sistema")
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: str | int,
+    at: datetime,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditEvent:
+    """Add an audit event to the session; it commits with the decision it explains."""
+    event = AuditEvent(
+        occurred_at=at,
+        actor_kind=actor.kind.value,
+        actor_id=actor.id,
+        driver=actor.driver.value,
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        before=before,
+        after=after,
+        reason=reason,
+        request_id=current_request_id(),
+    )
+    session.add(event)
+    return event
+
+
+async def events_for(session: AsyncSession, subject_type: str, subject_id: str | int) -> list[AuditEvent]:
+    rows = await session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.subject_type == subject_type, AuditEvent.subject_id == str(subject_id))
+        .order_by(AuditEvent.id)
+    )
+    return list(rows)

@@ -1,0 +1,8 @@
+"""Imports every model module so ``Base.metadata`` is complete (migrations, tests)."""
+
+from core.audit import models as audit_models
+from core.auth import tokens as token_models
+from core.db.base import Base
+from core.jobs import models as job_models
+
+__all__ = ["Base", "audit_models", "job_models", "token_models"]

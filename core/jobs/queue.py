@@ -1,0 +1,121 @@
+"""Writing and managing jobs.  ``enqueue`` runs inside the caller's transaction (outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.jobs.models import Job, JobAttempt, JobStatus
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    kind: str,
+    payload: Mapping[str, Any],
+    key: str,
+    now: datetime,
+    run_at: datetime | None = None,
+    max_attempts: int | None = None,
+) -> bool:
+    """Queue a job in the current transaction.  Returns False when ``key`` was already queued.
+
+    The idempotency key is unique: the same logical job (for example "acknowledge request 12")
+    is never queued twice, whatever retries happen upstream.
+    """
+    if not kind or not key:
+        raise ValueError("a job needs a kind and an idempotency key")
+    values = {
+        "kind": kind,
+        "payload": dict(payload),
+        "idempotency_key": key,
+        "status": JobStatus.QUEUED.value,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": run_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_fn(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: int
+    kind: str
+    status: str
+    attempts: int
+    max_attempts: int | None
+    run_at: datetime
+    last_error: str | None
+    idempotency_key: str
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            status=job.status,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            run_at=job.run_at,
+            last_error=job.last_error,
+            idempotency_key=job.idempotency_key,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+        )
+
+
+async def list_jobs(
+    session: AsyncSession, *, status: str | None = None, kind: str | None = None, limit: int = 50
+) -> list[JobView]:
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    return [JobView.of(j) for j in await session.scalars(stmt)]
+
+
+async def get_job(session: AsyncSession, job_id: int) -> JobView | None:
+    job = await session.get(Job, job_id)
+    return JobView.of(job) if job else None
+
+
+async def attempts_of(session: AsyncSession, job_id: int) -> list[JobAttempt]:
+    rows = await session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id))
+    return list(rows)
+
+
+async def retry_dead(session: AsyncSession, *, now: datetime, job_id: int | None = None) -> int:
+    """Put dead jobs back in the queue (one, or all of them).  Returns how many."""
+    stmt = (
+        update(Job)
+        .where(Job.status == JobStatus.DEAD.value)
+        .values(status=JobStatus.QUEUED.value, attempts=0, run_at=now, updated_at=now, finished_at=None)
+    )
+    if job_id is not None:
+        stmt = stmt.where(Job.id == job_id)
+    result = await session.execute(stmt)
+    return int(getattr(result, "rowcount", 0))
+
+
+async def queue_depth(session: AsyncSession) -> dict[str, int]:
+    """Number of jobs per status (every status present, zero when empty)."""
+    rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
+    depth = {s.value: 0 for s in JobStatus}
+    for status, count in rows.all():
+        depth[str(status)] = int(count)
+    return depth

@@ -1,0 +1,230 @@
+"""Typed settings read once from ``TIMBRADO_*`` environment variables.
+
+Nothing else in the code base reads ``os.environ``: the composition root calls
+:func:`load_settings` once and passes the result down.  Every problem is reported
+as a :class:`SettingsError` naming the variable, what is wrong and an example.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
+
+PREFIX: Final = "TIMBRADO_"
+ROLES: Final = ("api", "mail", "bot", "worker", "scheduler")
+LOG_FORMATS: Final = ("text", "json")
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+T = TypeVar("T")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line for the operator."""
+
+    def __init__(self, variable: str, problem: str, example: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        self.example = example
+        super().__init__(f"{variable}: {problem} (ejemplo: {variable}={example})")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service can be configured with.  See README's configuration table."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_url: str = ""
+    roles: tuple[str, ...] = ROLES
+    log_format: str = "text"
+    log_level: str = "INFO"
+    worker_concurrency: int = 16
+    worker_batch_size: int = 64
+    job_max_attempts: int = 8
+    job_lease_seconds: int = 60
+    job_backoff_base_seconds: float = 2.0
+    job_backoff_max_seconds: float = 3600.0
+    max_request_bytes: int = 1024 * 1024
+    shutdown_grace_seconds: float = 30.0
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """Path of the SQLite database file, or ``None`` when the database is not SQLite."""
+        if not self.database_url.startswith("sqlite"):
+            return None
+        path = self.database_url.split(":///", 1)[1]
+        return Path(path)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::") else self.http_host  # noqa: S104
+        return f"http://{host}:{self.http_port}"
+
+
+def _int(name: str, raw: str, *, minimum: int, maximum: int, example: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(name, f"se esperaba un número entero y se recibió {raw!r}", example) from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(name, f"debe estar entre {minimum} y {maximum}; se recibió {value}", example)
+    return value
+
+
+def _float(name: str, raw: str, *, minimum: float, maximum: float, example: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(name, f"se esperaba un número y se recibió {raw!r}", example) from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(name, f"debe estar entre {minimum} y {maximum}; se recibió {value}", example)
+    return value
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...], example: str, *, upper: bool = False) -> str:
+    value = raw.strip().upper() if upper else raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(name, f"valor desconocido {raw!r}; valores válidos: {', '.join(choices)}", example)
+    return value
+
+
+def parse_roles(raw: str, variable: str = PREFIX + "ROLES") -> tuple[str, ...]:
+    """Parse a comma-separated role list; ``all`` means every role."""
+    parts = [p.strip().lower() for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise SettingsError(variable, "la lista de roles está vacía", "api,worker")
+    if parts == ["all"]:
+        return ROLES
+    unknown = [p for p in parts if p not in ROLES]
+    if unknown:
+        raise SettingsError(
+            variable,
+            f"rol desconocido {unknown[0]!r}; roles válidos: {', '.join(ROLES)}",
+            "api,worker",
+        )
+    return tuple(r for r in ROLES if r in parts)
+
+
+def _database_url(name: str, raw: str, data_dir: Path) -> str:
+    if not raw:
+        return f"sqlite+aiosqlite:///{(data_dir / 'timbrado.db').resolve()}"
+    example = "postgresql+asyncpg://usuario@localhost:5432/timbrado"
+    parts = urlsplit(raw)
+    scheme = parts.scheme
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        # Normalise to the async driver we ship.
+        raw = "postgresql+asyncpg://" + raw.split("://", 1)[1]
+        parts = urlsplit(raw)
+        scheme = parts.scheme
+    if scheme == "sqlite":
+        raw = "sqlite+aiosqlite://" + raw.split("://", 1)[1]
+        scheme = "sqlite+aiosqlite"
+    if scheme == "sqlite+aiosqlite":
+        if not raw.startswith("sqlite+aiosqlite:///") or raw == "sqlite+aiosqlite:///":
+            raise SettingsError(name, "una URL de SQLite debe incluir la ruta del archivo", example)
+        return raw
+    if scheme != "postgresql+asyncpg":
+        raise SettingsError(name, f"esquema de base de datos no soportado {scheme or raw!r}", example)
+    if not parts.hostname and "host=" not in (parts.query or ""):
+        raise SettingsError(name, "falta el servidor en la URL de PostgreSQL", example)
+    if not parts.path.strip("/"):
+        raise SettingsError(name, "falta el nombre de la base de datos en la URL", example)
+    return raw
+
+
+def _writable_dir(name: str, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(name, f"no se pudo crear el directorio {str(path)!r}: {exc.strerror}", "./var") from None
+    probe = path / ".write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        raise SettingsError(name, f"el directorio {str(path)!r} no admite escritura", "./var") from None
+    return path.resolve()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from ``environ`` (``os.environ`` by default)."""
+    env = dict(os.environ if environ is None else environ)
+
+    def get(key: str, default: str = "") -> str:
+        return env.get(PREFIX + key, default)
+
+    def opt(key: str, parse: Callable[[str, str], T], default: T) -> T:
+        raw = env.get(PREFIX + key)
+        if raw is None or raw.strip() == "":
+            return default
+        return parse(PREFIX + key, raw)
+
+    data_dir = _writable_dir(PREFIX + "DATA_DIR", get("DATA_DIR", "var"))
+    database_url = _database_url(PREFIX + "DATABASE_URL", get("DATABASE_URL").strip(), data_dir)
+    d = Settings()
+    public_url = get("PUBLIC_URL").strip()
+    if public_url and urlsplit(public_url).scheme not in ("http", "https"):
+        raise SettingsError(PREFIX + "PUBLIC_URL", "debe empezar con http:// o https://", "https://timbrado.example.mx")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        http_host=get("HTTP_HOST", d.http_host).strip() or d.http_host,
+        http_port=opt(
+            "HTTP_PORT", lambda n, r: _int(n, r, minimum=0, maximum=65535, example="8080"), d.http_port
+        ),
+        public_url=public_url,
+        roles=opt("ROLES", lambda n, r: parse_roles(r, n), d.roles),
+        log_format=opt("LOG_FORMAT", lambda n, r: _choice(n, r, LOG_FORMATS, "json"), d.log_format),
+        log_level=opt("LOG_LEVEL", lambda n, r: _choice(n, r, LOG_LEVELS, "INFO", upper=True), d.log_level),
+        worker_concurrency=opt(
+            "WORKER_CONCURRENCY",
+            lambda n, r: _int(n, r, minimum=1, maximum=1000, example="16"),
+            d.worker_concurrency,
+        ),
+        worker_batch_size=opt(
+            "WORKER_BATCH_SIZE",
+            lambda n, r: _int(n, r, minimum=1, maximum=10000, example="64"),
+            d.worker_batch_size,
+        ),
+        job_max_attempts=opt(
+            "JOB_MAX_ATTEMPTS", lambda n, r: _int(n, r, minimum=1, maximum=100, example="8"), d.job_max_attempts
+        ),
+        job_lease_seconds=opt(
+            "JOB_LEASE_SECONDS",
+            lambda n, r: _int(n, r, minimum=5, maximum=86400, example="60"),
+            d.job_lease_seconds,
+        ),
+        job_backoff_base_seconds=opt(
+            "JOB_BACKOFF_BASE_SECONDS",
+            lambda n, r: _float(n, r, minimum=0.0, maximum=3600.0, example="2"),
+            d.job_backoff_base_seconds,
+        ),
+        job_backoff_max_seconds=opt(
+            "JOB_BACKOFF_MAX_SECONDS",
+            lambda n, r: _float(n, r, minimum=0.0, maximum=86400.0, example="3600"),
+            d.job_backoff_max_seconds,
+        ),
+        max_request_bytes=opt(
+            "MAX_REQUEST_BYTES",
+            lambda n, r: _int(n, r, minimum=1024, maximum=1024**3, example="1048576"),
+            d.max_request_bytes,
+        ),
+        shutdown_grace_seconds=opt(
+            "SHUTDOWN_GRACE_SECONDS",
+            lambda n, r: _float(n, r, minimum=0.0, maximum=3600.0, example="30"),
+            d.shutdown_grace_seconds,
+        ),
+    )
