@@ -23,11 +23,16 @@ SECRET_KEYS: Final = re.compile(
     re.IGNORECASE,
 )
 _PATTERNS: Final = (
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL), "[REDACTED KEY]"),
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
+        "[REDACTED KEY]",
+    ),
     (re.compile(r"\btcp_[A-Za-z0-9_\-]{16,}"), "tcp_[REDACTED]"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._\-~+/]+=*"), r"\1 [REDACTED]"),
     (
-        re.compile(r"(?i)((?:pass(?:word)?|contrase(?:n|ñ)a|secret|token|api[_-]?key)\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)"),
+        re.compile(
+            r"(?i)((?:pass(?:word)?|contrase(?:n|ñ)a|secret|token|api[_-]?key)\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)"
+        ),
         r"\1[REDACTED]",
     ),
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox-[REDACTED]"),

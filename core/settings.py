@@ -15,7 +15,7 @@ from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 PREFIX: Final = "TIMBRADO_"
-ROLES: Final = ("api", "mail", "bot", "worker", "scheduler")
+ROLES: Final = ("api", "worker", "scheduler")
 LOG_FORMATS: Final = ("text", "json")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -52,6 +52,7 @@ class Settings:
     job_backoff_max_seconds: float = 3600.0
     max_request_bytes: int = 1024 * 1024
     shutdown_grace_seconds: float = 30.0
+    job_retention_days: int = 30
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -96,7 +97,9 @@ def _float(name: str, raw: str, *, minimum: float, maximum: float, example: str)
 def _choice(name: str, raw: str, choices: tuple[str, ...], example: str, *, upper: bool = False) -> str:
     value = raw.strip().upper() if upper else raw.strip().lower()
     if value not in choices:
-        raise SettingsError(name, f"valor desconocido {raw!r}; valores válidos: {', '.join(choices)}", example)
+        raise SettingsError(
+            name, f"valor desconocido {raw!r}; valores válidos: {', '.join(choices)}", example
+        )
     return value
 
 
@@ -149,7 +152,9 @@ def _writable_dir(name: str, raw: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SettingsError(name, f"no se pudo crear el directorio {str(path)!r}: {exc.strerror}", "./var") from None
+        raise SettingsError(
+            name, f"no se pudo crear el directorio {str(path)!r}: {exc.strerror}", "./var"
+        ) from None
     probe = path / ".write-test"
     try:
         probe.write_bytes(b"")
@@ -177,7 +182,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     d = Settings()
     public_url = get("PUBLIC_URL").strip()
     if public_url and urlsplit(public_url).scheme not in ("http", "https"):
-        raise SettingsError(PREFIX + "PUBLIC_URL", "debe empezar con http:// o https://", "https://timbrado.example.mx")
+        raise SettingsError(
+            PREFIX + "PUBLIC_URL", "debe empezar con http:// o https://", "https://timbrado.example.mx"
+        )
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -200,7 +207,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             d.worker_batch_size,
         ),
         job_max_attempts=opt(
-            "JOB_MAX_ATTEMPTS", lambda n, r: _int(n, r, minimum=1, maximum=100, example="8"), d.job_max_attempts
+            "JOB_MAX_ATTEMPTS",
+            lambda n, r: _int(n, r, minimum=1, maximum=100, example="8"),
+            d.job_max_attempts,
         ),
         job_lease_seconds=opt(
             "JOB_LEASE_SECONDS",
@@ -226,5 +235,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "SHUTDOWN_GRACE_SECONDS",
             lambda n, r: _float(n, r, minimum=0.0, maximum=3600.0, example="30"),
             d.shutdown_grace_seconds,
+        ),
+        job_retention_days=opt(
+            "JOB_RETENTION_DAYS",
+            lambda n, r: _int(n, r, minimum=1, maximum=3650, example="30"),
+            d.job_retention_days,
         ),
     )

@@ -95,7 +95,9 @@ async def get_job(session: AsyncSession, job_id: int) -> JobView | None:
 
 
 async def attempts_of(session: AsyncSession, job_id: int) -> list[JobAttempt]:
-    rows = await session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id))
+    rows = await session.scalars(
+        select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id)
+    )
     return list(rows)
 
 
@@ -119,3 +121,15 @@ async def queue_depth(session: AsyncSession) -> dict[str, int]:
     for status, count in rows.all():
         depth[str(status)] = int(count)
     return depth
+
+
+async def purge_finished(session: AsyncSession, *, before: datetime) -> int:
+    """Delete succeeded jobs (and their attempts) finished before ``before``; dead jobs are kept."""
+    from sqlalchemy import delete
+
+    ids = select(Job.id).where(Job.status == JobStatus.SUCCEEDED.value, Job.finished_at < before)
+    await session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(ids)))
+    result = await session.execute(
+        delete(Job).where(Job.status == JobStatus.SUCCEEDED.value, Job.finished_at < before)
+    )
+    return int(getattr(result, "rowcount", 0))

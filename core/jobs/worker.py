@@ -47,7 +47,7 @@ class PermanentJobError(Exception):
     """The job can never succeed (bad payload, missing row): it goes dead without retries."""
 
 
-class RetryLater(Exception):  # noqa: N818 - reads as an instruction
+class RetryLater(Exception):
     """Retry after ``delay`` seconds (for example Slack's Retry-After), counting the attempt."""
 
     def __init__(self, message: str, delay: float) -> None:
@@ -84,9 +84,9 @@ class WorkerConfig:
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, capped."""
-    rng = rng or random.Random()  # noqa: S311 - jitter, not security
+    rng = rng or random.Random()
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    return delay / 2 + rng.uniform(0, delay / 2)
+    return float(delay / 2 + rng.uniform(0, delay / 2))
 
 
 @dataclass(slots=True)
@@ -139,7 +139,7 @@ class Worker:
         self._kinds_of: dict[int, str] = {}
         self._pending: list[_Outcome] = []
         self._wake = asyncio.Event()
-        self._rng = random.Random()  # noqa: S311
+        self._rng = random.Random()
 
     # ------------------------------------------------------------------ claiming
     async def claim(self, limit: int) -> list[Job]:
@@ -207,7 +207,9 @@ class Worker:
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 log.warning(
-                    "job failed: %s", outcome.error, extra={"attempt": job.attempts, "trace": traceback.format_exc(limit=5)}
+                    "job failed: %s",
+                    outcome.error,
+                    extra={"attempt": job.attempts, "trace": traceback.format_exc(limit=5)},
                 )
             finally:
                 outcome.finished_at = self.clock.now()
@@ -247,7 +249,9 @@ class Worker:
             if ok_ids:
                 await session.execute(
                     update(Job)
-                    .where(Job.id.in_(ok_ids), Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
+                    .where(
+                        Job.id.in_(ok_ids), Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value
+                    )
                     .values(
                         status=JobStatus.SUCCEEDED.value,
                         locked_by=None,
@@ -261,19 +265,28 @@ class Worker:
             for o in batch:
                 if o.ok:
                     continue
-                values: dict[str, Any] = {"locked_by": None, "locked_until": None, "updated_at": now, "last_error": o.error}
+                values: dict[str, Any] = {
+                    "locked_by": None,
+                    "locked_until": None,
+                    "updated_at": now,
+                    "last_error": o.error,
+                }
                 if self._is_dead(o):
                     values.update(status=JobStatus.DEAD.value, finished_at=now)
                 else:
                     delay = (
                         o.retry_delay
                         if o.retry_delay is not None
-                        else backoff_delay(o.attempt, self.config.backoff_base, self.config.backoff_max, self._rng)
+                        else backoff_delay(
+                            o.attempt, self.config.backoff_base, self.config.backoff_max, self._rng
+                        )
                     )
                     values.update(status=JobStatus.QUEUED.value, run_at=now + timedelta(seconds=delay))
                 await session.execute(
                     update(Job)
-                    .where(Job.id == o.job_id, Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
+                    .where(
+                        Job.id == o.job_id, Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value
+                    )
                     .values(**values)
                     .execution_options(synchronize_session=False)
                 )
@@ -312,7 +325,12 @@ class Worker:
         self._kinds_of[job.id] = job.kind
         task = asyncio.create_task(self._run_one(job), name=f"job-{job.id}")
         self._in_flight[job.id] = task
-        task.add_done_callback(lambda _t, jid=job.id: self._in_flight.pop(jid, None))
+        job_id = job.id
+
+        def _forget(_task: asyncio.Task[None]) -> None:
+            self._in_flight.pop(job_id, None)
+
+        task.add_done_callback(_forget)
 
     # ------------------------------------------------------------------ loop
     async def run_until_empty(self) -> WorkerStats:
@@ -379,7 +397,10 @@ class Worker:
             except DB_UNAVAILABLE:
                 await asyncio.sleep(1.0)
         if self._pending:
-            log.error("could not record %d job outcomes; their leases will expire and they will run again", len(self._pending))
+            log.error(
+                "could not record %d job outcomes; their leases will expire and they will run again",
+                len(self._pending),
+            )
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         interval = max(1.0, self.config.lease_seconds / 3)

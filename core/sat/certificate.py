@@ -51,9 +51,7 @@ class CertificateKind(StrEnum):
 
 def _invalid_certificate(detail: str = "") -> CredentialError:
     message = "El archivo no es un certificado válido del SAT (.cer en formato DER o PEM)."
-    return CredentialError(
-        CredentialErrorCode.INVALID_CERTIFICATE, message + (f" {detail}" if detail else "")
-    )
+    return CredentialError(CredentialErrorCode.INVALID_CERTIFICATE, message + (f" {detail}" if detail else ""))
 
 
 def _invalid_subject(detail: str) -> CredentialError:

@@ -41,9 +41,7 @@ class CredentialUse(StrEnum):
 
 
 def _key_mismatch() -> CredentialError:
-    return CredentialError(
-        CredentialErrorCode.KEY_MISMATCH, "La llave privada no corresponde al certificado."
-    )
+    return CredentialError(CredentialErrorCode.KEY_MISMATCH, "La llave privada no corresponde al certificado.")
 
 
 def _same_key(certificate: SatCertificate, key: rsa.RSAPrivateKey) -> bool:
@@ -120,9 +118,7 @@ class Credential:
                 CredentialErrorCode.INVALID_PRIVATE_KEY, "La llave privada almacenada no es válida."
             ) from None
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise CredentialError(
-                CredentialErrorCode.UNSUPPORTED_KEY_TYPE, "La llave privada almacenada no es RSA."
-            )
+            raise CredentialError(CredentialErrorCode.UNSUPPORTED_KEY_TYPE, "La llave privada almacenada no es RSA.")
         return cls(SatCertificate.load(certificate_der), key)
 
     def is_csd(self) -> bool:

@@ -21,7 +21,7 @@ class CredentialErrorCode(StrEnum):
     UNENCRYPTED_PRIVATE_KEY = "unencrypted_private_key"
     UNSUPPORTED_KEY_ENCRYPTION = "unsupported_key_encryption"
     UNSUPPORTED_KEY_TYPE = "unsupported_key_type"
-    WRONG_PASSWORD = "wrong_password"  # noqa: S105 (an error code, not a password)
+    WRONG_PASSWORD = "wrong_password"
     KEY_MISMATCH = "key_mismatch"
     FIEL_NOT_CSD = "fiel_not_csd"
     CSD_NOT_FIEL = "csd_not_fiel"

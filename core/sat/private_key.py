@@ -100,8 +100,7 @@ def _check_iterations(count: int) -> None:
     if not 1 <= count <= MAX_KDF_ITERATIONS:
         raise _error(
             CredentialErrorCode.UNSUPPORTED_KEY_ENCRYPTION,
-            "La llave privada usa parámetros de cifrado fuera de rango; "
-            "use el archivo .key que entrega el SAT.",
+            "La llave privada usa parámetros de cifrado fuera de rango; use el archivo .key que entrega el SAT.",
         )
 
 
@@ -201,8 +200,11 @@ def load_private_key(data: bytes, password: str | bytes) -> rsa.RSAPrivateKey:
             key = serialization.load_pem_private_key(legacy_pem, secret)
     except UnsupportedAlgorithm:
         raise _unsupported("desconocido") from None
-    except (ValueError, TypeError):
-        # The envelope was checked above: a failure here means the password did not decrypt it.
+    except (ValueError, TypeError) as exc:
+        # The envelope was checked above, so a failure here is almost always the password; an
+        # envelope that is not strict DER (which cryptography refuses before decrypting) is not.
+        if "ASN.1 parsing error" in str(exc):
+            raise _invalid() from None
         raise _wrong_password() from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise _error(

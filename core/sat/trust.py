@@ -112,9 +112,7 @@ def issuer_problem(certificate: SatCertificate, trust: SatTrust, at: datetime) -
         return _untrusted("Su firma no corresponde a la autoridad certificadora que dice haberlo emitido.")
     kind = classify_issuer_name(cert.issuer)
     if kind is IssuerKind.SAT_TEST and not trust.sandbox:
-        return _untrusted(
-            "Fue emitido por la autoridad de pruebas del SAT, que solo se acepta en el modo de pruebas."
-        )
+        return _untrusted("Fue emitido por la autoridad de pruebas del SAT, que solo se acepta en el modo de pruebas.")
     if trust.trust_sat_names and kind in (IssuerKind.SAT_PRODUCTION, IssuerKind.SAT_TEST):
         return None
     return _untrusted()

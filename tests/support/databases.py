@@ -25,7 +25,9 @@ DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def pg_admin_dsn() -> str:
-    return os.environ.get("TIMBRADO_TEST_POSTGRES_URL", DEFAULT_PG_ADMIN).replace("postgresql+asyncpg://", "postgresql://")
+    return os.environ.get("TIMBRADO_TEST_POSTGRES_URL", DEFAULT_PG_ADMIN).replace(
+        "postgresql+asyncpg://", "postgresql://"
+    )
 
 
 async def _pg_reachable(dsn: str) -> str | None:

@@ -1,0 +1,76 @@
+"""Composition root: builds every long-lived object from one Settings, and disposes of them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from admin.metrics import Metrics
+from core.clock import Clock, SystemClock
+from core.db.engine import Database, create_engine
+from core.jobs import queue
+from core.jobs.worker import Handler, Worker, WorkerConfig
+from core.locks import SingletonLock, singleton_lock
+from core.scheduler import PeriodicTask
+from core.settings import Settings
+
+log = logging.getLogger("timbrado")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    clock: Clock
+    metrics: Metrics
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def worker_config(self) -> WorkerConfig:
+        s = self.settings
+        return WorkerConfig(
+            concurrency=s.worker_concurrency,
+            batch_size=s.worker_batch_size,
+            lease_seconds=s.job_lease_seconds,
+            max_attempts=s.job_max_attempts,
+            backoff_base=s.job_backoff_base_seconds,
+            backoff_max=s.job_backoff_max_seconds,
+        )
+
+    def make_worker(self, name: str | None = None) -> Worker:
+        return Worker(
+            self.db,
+            self.handlers,
+            clock=self.clock,
+            config=self.worker_config(),
+            name=name,
+            observer=self.metrics.observe_job,
+        )
+
+    def lock(self, duty: str) -> SingletonLock:
+        return singleton_lock(self.db.engine, self.settings.data_dir, duty)
+
+    def periodic_tasks(self) -> list[PeriodicTask]:
+        async def purge_old_jobs() -> None:
+            before = self.clock.now() - timedelta(days=self.settings.job_retention_days)
+            async with self.db.transaction() as session:
+                purged = await queue.purge_finished(session, before=before)
+            if purged:
+                log.info("purged %d finished jobs older than %d days", purged, self.settings.job_retention_days)
+
+        return [PeriodicTask("purge-old-jobs", 3600.0, purge_old_jobs)]
+
+    async def aclose(self) -> None:
+        await self.db.dispose()
+
+
+def build_container(settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None) -> Container:
+    """Build the object graph.  Nothing connects yet: engines connect lazily."""
+    engine = create_engine(settings.database_url)
+    container = Container(
+        settings=settings,
+        db=Database(engine),
+        clock=clock or SystemClock(),
+        metrics=metrics or Metrics(),
+    )
+    return container
