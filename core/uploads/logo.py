@@ -48,8 +48,7 @@ def _size_error(limit: int) -> UploadError:
 def _dimensions_error(width: int, height: int, max_side: int) -> UploadError:
     return UploadError(
         "logo_dimensions",
-        f"El logotipo es demasiado grande: {width}×{height} píxeles; "
-        f"el máximo es {max_side}×{max_side} píxeles.",
+        f"El logotipo es demasiado grande: {width}×{height} píxeles; el máximo es {max_side}×{max_side} píxeles.",
     )
 
 

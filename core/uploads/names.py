@@ -21,13 +21,16 @@ def safe_display_name(name: object, *, fallback: str = _FALLBACK, max_length: in
         return fallback
     text = unicodedata.normalize("NFC", name)
     # Drop control (Cc), format (Cf: bidi overrides, zero-width), surrogate, private and unassigned code
-    # points; turn other separators into plain spaces.
+    # points; every kind of whitespace (line breaks included) becomes a plain space.
     cleaned = []
     for char in text:
+        if char.isspace():
+            cleaned.append(" ")
+            continue
         category = unicodedata.category(char)
         if category in {"Cc", "Cf", "Cs", "Co", "Cn"}:
             continue
-        cleaned.append(" " if category in {"Zs", "Zl", "Zp"} else char)
+        cleaned.append(char)
     text = "".join(cleaned)
     text = text.replace("\\", "/").rsplit("/", 1)[-1]
     text = " ".join(text.split()).strip(" .")

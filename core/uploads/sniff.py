@@ -129,8 +129,7 @@ def detect_foreign_kind(head: bytes) -> str | None:
 def _corrupt(content_type: ContentType) -> UploadError:
     return UploadError(
         "corrupt_file",
-        f"El archivo parece {content_type.label} pero está dañado o incompleto; "
-        "vuelva a generarlo y súbalo de nuevo.",
+        f"El archivo parece {content_type.label} pero está dañado o incompleto; vuelva a generarlo y súbalo de nuevo.",
     )
 
 

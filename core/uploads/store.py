@@ -154,6 +154,10 @@ class StreamingUpload:
         declared_size: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
+        # Nothing to clean up until the temporary file exists (``__del__`` relies on these).
+        self._done = True
+        self._tmp_gone = True
+        self._file: BinaryIO | None = None
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         if not allowed:
@@ -165,8 +169,6 @@ class StreamingUpload:
         self._max_pixels = max_pixels
         self._hash = hashlib.sha256()
         self._size = 0
-        self._done = False
-        self._tmp_gone = False
         if declared_size is not None:
             if isinstance(declared_size, bool) or not isinstance(declared_size, int) or declared_size < 0:
                 raise UploadError("length_mismatch", "El tamaño declarado del archivo no es válido.")
@@ -178,7 +180,9 @@ class StreamingUpload:
         except OSError as exc:
             raise UploadError("storage_error", "No se pudo guardar el archivo; inténtelo más tarde.") from exc
         self._tmp_path = Path(name)
-        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self._file = os.fdopen(fd, "wb")
+        self._done = False
+        self._tmp_gone = False
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -312,5 +316,5 @@ class StreamingUpload:
 
     def __del__(self) -> None:
         # Last resort for an upload dropped without finalize()/abort(); explicit cleanup is preferred.
-        if not getattr(self, "_done", True):
+        if not self._done:
             self.abort()
