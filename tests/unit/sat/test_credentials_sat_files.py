@@ -144,7 +144,7 @@ def test_signature_matches_satcfdi_independent_implementation() -> None:
     satcfdi_models = pytest.importorskip("satcfdi.models")
     cer, key, password = files("valid-2027/EKU9003173C9-csd")
     credential = Credential.load(cer, key, password)
-    data = "||4.0|REP|1|2025-06-01T12:00:00||".encode()
+    data = b"||4.0|REP|1|2025-06-01T12:00:00||"
     theirs = satcfdi_models.Signer.load(certificate=cer, key=key, password=password).sign_sha256(data)
     assert base64.b64encode(credential.sign(data)).decode() == theirs
     assert credential.verify(data, credential.sign(data))
