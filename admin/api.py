@@ -20,7 +20,8 @@ from admin.errors import ApiError
 from core.auth.tokens import Principal, authenticate
 
 CONTAINER_KEY = web.AppKey("container", Container)
-PRINCIPAL_KEY = "principal"
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 M = TypeVar("M", bound=BaseModel)
 HandlerFn = Callable[..., Awaitable[web.StreamResponse]]
@@ -53,8 +54,7 @@ def container_of(request: web.Request) -> Container:
 
 
 def principal_of(request: web.Request) -> Principal:
-    principal: Principal = request[PRINCIPAL_KEY]
-    return principal
+    return request[PRINCIPAL_KEY]
 
 
 def _role_allowed(principal: Principal, allowed: tuple[str, ...]) -> bool:

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.api import CONTAINER_KEY
+from admin.api import CONTAINER_KEY, REQUEST_ID_KEY
 from admin.container import Container
 from admin.errors import MAX_BYTES_KEY, error_middleware
-from admin.routes import jobs, system
+from admin.routes import jobs, system, tokens
 from core.logctx import log_context, new_request_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -21,7 +21,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 async def context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
-    request["request_id"] = request_id
+    request[REQUEST_ID_KEY] = request_id
     started = time.perf_counter()
     status = 500
     with log_context(request_id=request_id):
@@ -50,4 +50,5 @@ def create_app(container: Container) -> web.Application:
     app[MAX_BYTES_KEY] = container.settings.max_request_bytes
     system.setup(app)
     jobs.setup(app)
+    tokens.setup(app)
     return app

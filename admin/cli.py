@@ -14,7 +14,7 @@ from admin.container import Container, build_container
 from admin.serve import StartupError, serve
 from core.auth import tokens
 from core.db import migrate
-from core.jobs import queue
+from core.jobs import builtin, queue
 from core.logctx import configure_logging
 from core.settings import ROLES, Settings, SettingsError, load_settings, parse_roles
 
@@ -160,6 +160,20 @@ def cmd_jobs_retry(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_container(settings, run))
 
 
+def cmd_jobs_ping(settings: Settings, args: argparse.Namespace) -> int:
+    if not 1 <= args.count <= 1_000_000:
+        print("count: debe estar entre 1 y 1000000", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run(c: Container) -> int:
+        async with c.db.transaction() as session:
+            batch = await builtin.enqueue_pings(session, args.count, now=c.clock.now(), label="cli")
+        print(f"{args.count} trabajo(s) {builtin.PING} en cola (lote {batch}).")
+        return 0
+
+    return asyncio.run(_with_container(settings, run))
+
+
 def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
     async def run(c: Container) -> int:
         stats = await c.make_worker().run_until_empty()
@@ -213,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     jr.add_argument("--all-dead", action="store_true")
     jr.set_defaults(fn=cmd_jobs_retry)
     j.add_parser("run", help="procesar los trabajos pendientes y salir").set_defaults(fn=cmd_jobs_run)
+    jp = j.add_parser("ping", help="encolar trabajos de diagnóstico para comprobar que los workers procesan")
+    jp.add_argument("count", type=int, nargs="?", default=1)
+    jp.set_defaults(fn=cmd_jobs_ping)
     return p
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from admin.metrics import Metrics
 from core.clock import Clock, SystemClock
 from core.db.engine import Database, create_engine
-from core.jobs import queue
+from core.jobs import builtin, queue
 from core.jobs.worker import Handler, Worker, WorkerConfig
 from core.locks import SingletonLock, singleton_lock
 from core.scheduler import PeriodicTask
@@ -73,4 +73,5 @@ def build_container(settings: Settings, *, clock: Clock | None = None, metrics: 
         clock=clock or SystemClock(),
         metrics=metrics or Metrics(),
     )
+    container.handlers[builtin.PING] = builtin.ping
     return container

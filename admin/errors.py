@@ -69,8 +69,14 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             500,
             "internal_error",
             "Ocurrió un error interno. Comparta el identificador de la solicitud con soporte.",
-            {"request_id": request.get("request_id")},
+            {"request_id": request.headers.get("X-Request-ID") or _request_id(request)},
         )
 
 
 MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
+
+
+def _request_id(request: web.Request) -> str | None:
+    from core.logctx import current_request_id
+
+    return current_request_id()

@@ -45,6 +45,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         template: Path = request.getfixturevalue("sqlite_template")
         return databases.copy_sqlite(template, tmp_path / "test.db")
     pg: databases.PostgresTestDatabase = request.getfixturevalue("postgres_db")
+    asyncio.run(pg.truncate())
     return pg.url
 
 
@@ -55,8 +56,6 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     try:
         yield db
     finally:
-        if db.is_postgres:
-            await databases.truncate_all(engine)
         await engine.dispose()
 
 

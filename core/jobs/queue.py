@@ -95,9 +95,7 @@ async def get_job(session: AsyncSession, job_id: int) -> JobView | None:
 
 
 async def attempts_of(session: AsyncSession, job_id: int) -> list[JobAttempt]:
-    rows = await session.scalars(
-        select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id)
-    )
+    rows = await session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id))
     return list(rows)
 
 
@@ -129,7 +127,5 @@ async def purge_finished(session: AsyncSession, *, before: datetime) -> int:
 
     ids = select(Job.id).where(Job.status == JobStatus.SUCCEEDED.value, Job.finished_at < before)
     await session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(ids)))
-    result = await session.execute(
-        delete(Job).where(Job.status == JobStatus.SUCCEEDED.value, Job.finished_at < before)
-    )
+    result = await session.execute(delete(Job).where(Job.status == JobStatus.SUCCEEDED.value, Job.finished_at < before))
     return int(getattr(result, "rowcount", 0))

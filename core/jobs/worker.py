@@ -190,9 +190,7 @@ class Worker:
                     outcome.error = f"no hay un manejador para el tipo de trabajo {job.kind!r}"
                     outcome.permanent = True
                 else:
-                    await handler(
-                        JobContext(job.id, job.kind, job.payload or {}, job.attempts, job.idempotency_key)
-                    )
+                    await handler(JobContext(job.id, job.kind, job.payload or {}, job.attempts, job.idempotency_key))
                     outcome.ok = True
             except asyncio.CancelledError:
                 outcome.error = "interrumpido al detener el proceso"
@@ -249,9 +247,7 @@ class Worker:
             if ok_ids:
                 await session.execute(
                     update(Job)
-                    .where(
-                        Job.id.in_(ok_ids), Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value
-                    )
+                    .where(Job.id.in_(ok_ids), Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
                     .values(
                         status=JobStatus.SUCCEEDED.value,
                         locked_by=None,
@@ -277,16 +273,12 @@ class Worker:
                     delay = (
                         o.retry_delay
                         if o.retry_delay is not None
-                        else backoff_delay(
-                            o.attempt, self.config.backoff_base, self.config.backoff_max, self._rng
-                        )
+                        else backoff_delay(o.attempt, self.config.backoff_base, self.config.backoff_max, self._rng)
                     )
                     values.update(status=JobStatus.QUEUED.value, run_at=now + timedelta(seconds=delay))
                 await session.execute(
                     update(Job)
-                    .where(
-                        Job.id == o.job_id, Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value
-                    )
+                    .where(Job.id == o.job_id, Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
                     .values(**values)
                     .execution_options(synchronize_session=False)
                 )

@@ -14,9 +14,6 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from core.db import migrate
 from core.db.engine import create_engine
 from core.db.models import Base
@@ -60,18 +57,21 @@ class PostgresTestDatabase:
         await migrate.upgrade(engine)
         await engine.dispose()
 
+    async def truncate(self) -> None:
+        """Empty every table (fresh identities) so the next test starts clean."""
+        names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+        conn = await asyncpg.connect(self.url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
     async def drop(self) -> None:
         conn = await asyncpg.connect(self.admin_dsn)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
             await conn.close()
-
-
-async def truncate_all(engine: AsyncEngine) -> None:
-    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 async def make_sqlite_template(path: Path) -> str:

@@ -33,9 +33,7 @@ async def test_enqueue_rolls_back_with_the_state_change(database: Database, cloc
         assert (await s.scalars(select(Job))).all() == []
 
 
-async def test_worker_runs_each_job_once_and_records_the_attempt(
-    database: Database, clock: FrozenClock
-) -> None:
+async def test_worker_runs_each_job_once_and_records_the_attempt(database: Database, clock: FrozenClock) -> None:
     seen: list[int] = []
 
     async def handler(ctx: JobContext) -> None:
@@ -56,9 +54,7 @@ async def test_worker_runs_each_job_once_and_records_the_attempt(
     assert [a.outcome for a in attempts] == ["succeeded"]
 
 
-async def test_failing_job_backs_off_then_dies_and_can_be_retried(
-    database: Database, clock: FrozenClock
-) -> None:
+async def test_failing_job_backs_off_then_dies_and_can_be_retried(database: Database, clock: FrozenClock) -> None:
     calls = 0
 
     async def flaky(ctx: JobContext) -> None:
@@ -68,9 +64,7 @@ async def test_failing_job_backs_off_then_dies_and_can_be_retried(
 
     async with database.transaction() as s:
         await queue.enqueue(s, kind="flaky", payload={}, key="f", now=clock.now(), max_attempts=3)
-    worker = Worker(
-        database, {"flaky": flaky}, clock=clock, config=WorkerConfig(backoff_base=10, backoff_max=100)
-    )
+    worker = Worker(database, {"flaky": flaky}, clock=clock, config=WorkerConfig(backoff_base=10, backoff_max=100))
     await worker.run_until_empty()
     assert calls == 1
     async with database.session() as s:
@@ -133,9 +127,7 @@ async def test_expired_lease_is_reclaimed_and_a_stale_worker_cannot_complete_it(
 
     async with database.transaction() as s:
         await queue.enqueue(s, kind="k", payload={}, key="lease", now=clock.now())
-    dead_worker = Worker(
-        database, {"k": handler}, clock=clock, name="dies", config=WorkerConfig(lease_seconds=30)
-    )
+    dead_worker = Worker(database, {"k": handler}, clock=clock, name="dies", config=WorkerConfig(lease_seconds=30))
     claimed = await dead_worker.claim(10)
     assert [j.id for j in claimed] == [1]
     other = Worker(database, {"k": handler}, clock=clock, name="survives")
