@@ -1,0 +1,1 @@
+"""Orders for stamp packages: contact data and payment references."""
