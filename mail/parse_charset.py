@@ -43,9 +43,7 @@ _ALIASES: dict[str, str] = {
 }
 
 # Python codecs that are not character sets, or that interpret escapes in the data.
-_REFUSED_CODECS = frozenset(
-    {"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "mbcs", "oem"}
-)
+_REFUSED_CODECS = frozenset({"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "mbcs", "oem"})
 # Single-byte Western charsets decode any bytes "successfully", so valid UTF-8 is tried first:
 # a Spanish text in these charsets is practically never valid UTF-8 by accident.
 _WESTERN_CODECS = frozenset({"cp1252", "iso8859-15", "iso8859-1", "mac-roman", "ascii", "cp850"})
@@ -111,6 +109,6 @@ def clean_text(text: str) -> str:
 
 def clean_header_text(text: str) -> str:
     """A decoded header value on one line: whitespace runs collapsed, controls removed, NFC."""
-    text = _CONTROL_CHARS.sub(" ", _SURROGATES.sub("\ufffd", text))
+    text = _CONTROL_CHARS.sub("", _SURROGATES.sub("\ufffd", text))
     text = _WS_RUN.sub(" ", text).strip()
     return unicodedata.normalize("NFC", text)

@@ -40,7 +40,7 @@ _HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,60})\?([QqBb])\?([^?\s]*)\?=")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
-_MSG_ID_BRACKETED = re.compile(r"<\s*([^<>\s]+?)\s*>")
+_MSG_ID_BRACKETED = re.compile(r"<([^<>]{1,1000})>")
 _MSG_ID_BARE = re.compile(r"[^\s<>(),;\"]+@[^\s<>(),;\"]+")
 _COMMENT = re.compile(r"\([^()]*\)")
 
@@ -229,7 +229,8 @@ def _message_ids(value: str) -> list[str]:
     if not raw_ids:
         raw_ids = _MSG_ID_BARE.findall(_COMMENT.sub(" ", text))
     result: list[str] = []
-    for raw in raw_ids:
+    for found in raw_ids:
+        raw = "".join(found.split())
         local, at, domain = raw.rpartition("@")
         ident = f"{local}@{domain.lower()}" if at and local else raw
         if ident and len(ident) <= MAX_MESSAGE_ID_CHARS:

@@ -10,7 +10,7 @@ __all__ = ["html_to_text"]
 
 MAX_HTML_CHARS = 4_000_000
 
-_SKIP = frozenset({"script", "style", "head", "title", "template", "noscript", "xml", "o:p"})
+_SKIP = frozenset({"script", "style", "head", "title", "template", "noscript", "xml"})
 _BLOCK = frozenset(
     {
         "p", "div", "section", "article", "header", "footer", "blockquote", "pre", "table",
@@ -31,7 +31,9 @@ class _TextExtractor(HTMLParser):
         self.skip_depth = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
+        if tag == "body":
+            self.skip_depth = 0  # an unclosed <head> or <style> must not hide the whole body
+        elif tag in _SKIP:
             self.skip_depth += 1
         elif tag in _VOID_NEWLINE or tag in _BLOCK:
             self.chunks.append("\n")
@@ -47,7 +49,7 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skip_depth = max(0, self.skip_depth - 1)
-        elif tag in _BLOCK or tag == "li":
+        elif tag in _BLOCK:
             self.chunks.append("\n")
 
     def handle_data(self, data: str) -> None:

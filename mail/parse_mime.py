@@ -36,6 +36,7 @@ MAX_BOUNDARY_CHARS = 200
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 _GUESS_BOUNDARY = re.compile(rb"(?m)^--([!-~]{1,200}?)[ \t]*\r?$")
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+_B64_SEGMENT = re.compile(rb"[^=]+(?:=+|$)|=+")
 _T = TypeVar("_T")
 _D = TypeVar("_D")
 
@@ -137,9 +138,7 @@ def _leaf(headers: HeaderBlock, content_type: str, start: int, end: int, *, inli
         is_attachment = False
     else:
         is_attachment = (
-            disposition == "attachment"
-            or filename is not None
-            or content_type not in ("text/plain", "text/html")
+            disposition == "attachment" or filename is not None or content_type not in ("text/plain", "text/html")
         )
     return Part(
         headers=headers,
@@ -212,9 +211,7 @@ def _split(raw: bytes, start: int, end: int, boundary: str, state: _State) -> li
     return spans
 
 
-def _next_delimiter(
-    raw: bytes, delimiter: bytes, pos: int, body_start: int, end: int
-) -> tuple[int, int, bool] | None:
+def _next_delimiter(raw: bytes, delimiter: bytes, pos: int, body_start: int, end: int) -> tuple[int, int, bool] | None:
     """(line start, position after the line, is close delimiter) of the next delimiter line."""
     while pos < end:
         if pos == body_start and raw.startswith(delimiter, pos) and pos + len(delimiter) <= end:
@@ -292,14 +289,18 @@ def measured_size(raw: bytes, part: Part) -> int:
 def decode_transfer(data: bytes, transfer_encoding: str) -> bytes:
     """Undo a Content-Transfer-Encoding leniently (junk characters and bad padding tolerated)."""
     if transfer_encoding == "base64":
-        cleaned = _B64_JUNK.sub(b"", data)
-        if len(cleaned) % 4 == 1:
-            cleaned = cleaned[:-1]
-        cleaned += b"=" * (-len(cleaned) % 4)
-        try:
-            return base64.b64decode(cleaned)
-        except (binascii.Error, ValueError):
-            return b""
+        # Segments that end in padding are decoded one by one: concatenated base64 blobs occur.
+        decoded: list[bytes] = []
+        for segment in _B64_SEGMENT.findall(data):
+            cleaned = _B64_JUNK.sub(b"", segment)
+            if len(cleaned) % 4 == 1:
+                cleaned = cleaned[:-1]
+            cleaned += b"=" * (-len(cleaned) % 4)
+            try:
+                decoded.append(base64.b64decode(cleaned))
+            except (binascii.Error, ValueError):
+                continue
+        return b"".join(decoded)
     if transfer_encoding == "quoted-printable":
         try:
             return binascii.a2b_qp(data)

@@ -223,9 +223,7 @@ def _build(
 def _body(data: bytes, tree: MimeTree, max_chars: int) -> tuple[str, str, bool]:
     inline = [part for part in tree.leaves if not part.is_attachment]
     plain = [part for part in inline if part.content_type == "text/plain"]
-    chosen, source = (
-        (plain, "plain") if plain else ([p for p in inline if p.content_type == "text/html"], "html")
-    )
+    chosen, source = (plain, "plain") if plain else ([p for p in inline if p.content_type == "text/html"], "html")
     if not chosen:
         return "", "none", False
     texts: list[str] = []
@@ -240,6 +238,8 @@ def _body(data: bytes, tree: MimeTree, max_chars: int) -> tuple[str, str, bool]:
         if budget <= 0:
             break
     body = "\n\n".join(texts)
+    if not body:
+        return "", "none", truncated
     if len(body) > max_chars:
         body, truncated = body[:max_chars], True
     return body, source, truncated
