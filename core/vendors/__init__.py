@@ -1,0 +1,1 @@
+"""Vendors: onboarding rules (Datos del CFDI)."""
