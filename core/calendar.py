@@ -80,9 +80,7 @@ class BusinessCalendar:
     workdays: frozenset[int] = _MONDAY_TO_FRIDAY
     country: str = "MX"
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
-    _holiday_cache: dict[int, frozenset[date]] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
+    _holiday_cache: dict[int, frozenset[date]] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -101,9 +99,7 @@ class BusinessCalendar:
                 "La hora de inicio del horario de oficina debe ser anterior a la hora de cierre.",
             )
         if not self.workdays or not self.workdays <= frozenset(range(7)):
-            raise CalendarError(
-                "invalid_workdays", "Los días hábiles deben ser números de 0 (lunes) a 6 (domingo)."
-            )
+            raise CalendarError("invalid_workdays", "Los días hábiles deben ser números de 0 (lunes) a 6 (domingo).")
         object.__setattr__(self, "extra_holidays", frozenset(self.extra_holidays))
         object.__setattr__(self, "workdays", frozenset(self.workdays))
         object.__setattr__(self, "_zone", zone)

@@ -100,9 +100,7 @@ def test_other_time_zone_calendar() -> None:
 
 def test_office_day_across_a_dst_change_counts_real_elapsed_time() -> None:
     # Tijuana springs forward on Sunday 9 March 2025; make Sunday a workday with hours 00:00-05:00
-    cal = BusinessCalendar(
-        tz="America/Tijuana", office_start=time(0), office_end=time(5), workdays=frozenset({6})
-    )
+    cal = BusinessCalendar(tz="America/Tijuana", office_start=time(0), office_end=time(5), workdays=frozenset({6}))
     tj = ZoneInfo("America/Tijuana")
     day = datetime(2025, 3, 9, 0, tzinfo=tj)
     assert cal.business_time_between(day, datetime(2025, 3, 9, 5, tzinfo=tj)) == timedelta(hours=4)
