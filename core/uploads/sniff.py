@@ -4,7 +4,8 @@ Accepted kinds and what "parses" means for each:
 
 * **PDF**: ``%PDF-1.x``/``%PDF-2.x`` at offset 0, ``%%EOF`` within the last 1024 bytes, a ``startxref``
   before it whose offset lies inside the file and points at an ``xref`` table or an ``N G obj`` (an xref
-  stream). A truncated PDF loses its trailer and is refused. This is a light check (no dependency on a
+  stream), or at one within 512 bytes of it (line-ending rewrites shift offsets; readers cope). A
+  truncated PDF loses its trailer and is refused. This is a light check (no dependency on a
   PDF library); it does not render the document.
 * **PNG**: signature, ``IHDR`` as first chunk (dimensions read from it *before* anything is decoded, so a
   decompression bomb is refused from its header), ``IEND`` as last chunk, then Pillow's ``verify()``
@@ -49,6 +50,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _PDF_HEADER = re.compile(rb"%PDF-[12]\.\d")
 _PDF_XREF_TARGET = re.compile(rb"\s*(?:xref|\d+\s+\d+\s+obj)")
+_PDF_XREF_NEARBY = re.compile(rb"(?:^|[\r\n])(?:xref|\d+\s+\d+\s+obj)")
+_PDF_OFFSET_SLACK = 512  # producers that rewrite line endings leave startxref a few bytes off
 _PDF_STARTXREF = re.compile(rb"startxref\s+(\d{1,15})\s+%%EOF")
 _TAIL = 1024
 _TRAILING_PADDING = b"\x00\r\n\t\f "
@@ -153,7 +156,10 @@ def _check_pdf(f: BinaryIO, size: int) -> Sniffed:
     if not 8 <= offset < size:
         raise _corrupt(ContentType.PDF)
     if not _PDF_XREF_TARGET.match(_read_at(f, offset, 64)):
-        raise _corrupt(ContentType.PDF)
+        # Readers tolerate a slightly wrong offset; so do we, as long as an xref is really near it.
+        start = max(0, offset - _PDF_OFFSET_SLACK)
+        if not _PDF_XREF_NEARBY.search(_read_at(f, start, 2 * _PDF_OFFSET_SLACK)):
+            raise _corrupt(ContentType.PDF)
     return Sniffed(ContentType.PDF)
 
 

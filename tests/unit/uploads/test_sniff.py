@@ -51,6 +51,19 @@ def test_pdf_with_xref_stream_is_accepted() -> None:
     assert sniff_bytes(data).content_type is ContentType.PDF
 
 
+def test_pdf_whose_startxref_is_slightly_off_is_accepted() -> None:
+    # A producer converted LF to CRLF after computing offsets: startxref points a few bytes early.
+    body = b"%PDF-1.4\r\n1 0 obj\r\n<< /Type /Catalog >>\r\nendobj\r\n"
+    data = body + b"xref\r\n0 1\r\ntrailer\r\n<< >>\r\nstartxref\r\n%d\r\n%%%%EOF\r\n" % (len(body) - 4)
+    assert sniff_bytes(data).content_type is ContentType.PDF
+
+
+def test_pdf_whose_startxref_points_far_from_any_xref_is_refused() -> None:
+    body = b"%PDF-1.4\n1 0 obj\n<< >>\nendobj\n" + b"%" + b"x" * 4000 + b"\n"
+    data = body + b"startxref\n%d\n%%%%EOF\n" % (len(body) - 100)
+    assert refused(data).code == "corrupt_file"
+
+
 @pytest.mark.parametrize(
     ("data", "kind"),
     [
