@@ -77,8 +77,10 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     if codec is not None and codec not in _WESTERN_CODECS:
         attempts.append((codec, "strict"))
     attempts.append(("utf-8", "strict"))
+    if codec is None or codec == "utf-8" or codec in _WESTERN_CODECS:
+        # Mislabelled or unlabelled Spanish mail is nearly always Windows-1252.
+        attempts.append((codec if codec in _WESTERN_CODECS else "cp1252", "strict"))
     if codec is not None:
-        attempts.append((codec, "strict"))
         attempts.append((codec, "replace"))
     attempts.append(("cp1252", "replace"))
     for name, errors in attempts:

@@ -166,8 +166,9 @@ def _decode_word(encoding: str, payload: str) -> bytes | None:
     data = payload.encode("ascii", errors="ignore")
     if encoding in "Qq":
         return _QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data.replace(b"_", b" "))
-    cleaned = _B64_JUNK.sub(b"", data)
-    cleaned = cleaned[: len(cleaned) - len(cleaned) % 4] if len(cleaned) % 4 == 1 else cleaned
+    cleaned = data.rstrip(b"=")
+    if _B64_JUNK.search(cleaned) or len(cleaned) % 4 == 1:
+        return None  # not base64 at all: leave the word as written
     cleaned += b"=" * (-len(cleaned) % 4)
     try:
         return base64.b64decode(cleaned)
