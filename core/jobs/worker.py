@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.db.engine import Database
@@ -139,10 +140,17 @@ class Worker:
         self._kinds_of: dict[int, str] = {}
         self._pending: list[_Outcome] = []
         self._wake = asyncio.Event()
-        self._rng = random.Random()
+        self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._next_claim = 0.0
+
+    @property
+    def capacity(self) -> int:
+        """Jobs held locally: at most ``concurrency`` run, the rest wait (prefetch up to a batch)."""
+        return max(self.config.concurrency, self.config.batch_size)
 
     # ------------------------------------------------------------------ claiming
-    async def claim(self, limit: int) -> list[Job]:
+    async def _claim_in(self, session: AsyncSession, limit: int) -> list[Job]:
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         eligible = or_(
@@ -168,8 +176,27 @@ class Worker:
             .returning(Job)
             .execution_options(synchronize_session=False)
         )
+        return list((await session.scalars(stmt)).all())
+
+    async def claim(self, limit: int) -> list[Job]:
+        """Claim up to ``limit`` eligible jobs in a transaction of their own."""
         async with self.db.transaction() as session:
-            jobs = list((await session.scalars(stmt)).all())
+            return await self._claim_in(session, limit)
+
+    async def cycle(self, limit: int) -> list[Job]:
+        """Write pending outcomes and claim up to ``limit`` new jobs in one transaction."""
+        batch, self._pending = self._pending, []
+        if not batch and limit <= 0:
+            return []
+        try:
+            async with self.db.transaction() as session:
+                if batch:
+                    await self._write_outcomes_in(session, batch)
+                jobs = await self._claim_in(session, limit) if limit > 0 else []
+        except BaseException:
+            self._pending = batch + self._pending
+            raise
+        self._after_write(batch)
         return jobs
 
     # ------------------------------------------------------------------ running
@@ -177,6 +204,10 @@ class Worker:
         return job.max_attempts or self.config.max_attempts
 
     async def _run_one(self, job: Job) -> None:
+        async with self._slots:
+            await self._run_now(job)
+
+    async def _run_now(self, job: Job) -> None:
         started = self.clock.now()
         max_attempts = self._max_attempts(job)
         outcome = _Outcome(job.id, job.attempts, started, started, ok=False, max_attempts=max_attempts)
@@ -216,14 +247,10 @@ class Worker:
 
     async def flush(self) -> None:
         """Write pending outcomes.  On a database error they stay pending for the next flush."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        try:
-            await self._write_outcomes(batch)
-        except BaseException:
-            self._pending = batch + self._pending
-            raise
+        if self._pending:
+            await self.cycle(0)
+
+    def _after_write(self, batch: list[_Outcome]) -> None:
         for o in batch:
             kind = self._kinds_of.pop(o.job_id, "?")
             label = "succeeded" if o.ok else ("dead" if self._is_dead(o) else "retry")
@@ -240,63 +267,62 @@ class Worker:
     def _is_dead(self, o: _Outcome) -> bool:
         return o.permanent or (o.attempt >= o.max_attempts and o.retry_delay != 0.0)
 
-    async def _write_outcomes(self, batch: list[_Outcome]) -> None:
+    async def _write_outcomes_in(self, session: AsyncSession, batch: list[_Outcome]) -> None:
         now = self.clock.now()
         ok_ids = [o.job_id for o in batch if o.ok]
-        async with self.db.transaction() as session:
-            if ok_ids:
-                await session.execute(
-                    update(Job)
-                    .where(Job.id.in_(ok_ids), Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
-                    .values(
-                        status=JobStatus.SUCCEEDED.value,
-                        locked_by=None,
-                        locked_until=None,
-                        finished_at=now,
-                        updated_at=now,
-                        last_error=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            for o in batch:
-                if o.ok:
-                    continue
-                values: dict[str, Any] = {
-                    "locked_by": None,
-                    "locked_until": None,
-                    "updated_at": now,
-                    "last_error": o.error,
-                }
-                if self._is_dead(o):
-                    values.update(status=JobStatus.DEAD.value, finished_at=now)
-                else:
-                    delay = (
-                        o.retry_delay
-                        if o.retry_delay is not None
-                        else backoff_delay(o.attempt, self.config.backoff_base, self.config.backoff_max, self._rng)
-                    )
-                    values.update(status=JobStatus.QUEUED.value, run_at=now + timedelta(seconds=delay))
-                await session.execute(
-                    update(Job)
-                    .where(Job.id == o.job_id, Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+        if ok_ids:
             await session.execute(
-                insert(JobAttempt),
-                [
-                    {
-                        "job_id": o.job_id,
-                        "attempt": o.attempt,
-                        "worker": self.name,
-                        "started_at": o.started_at,
-                        "finished_at": o.finished_at,
-                        "outcome": "succeeded" if o.ok else ("dead" if self._is_dead(o) else "failed"),
-                        "error": o.error,
-                    }
-                    for o in batch
-                ],
+                update(Job)
+                .where(Job.id.in_(ok_ids), Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
+                .values(
+                    status=JobStatus.SUCCEEDED.value,
+                    locked_by=None,
+                    locked_until=None,
+                    finished_at=now,
+                    updated_at=now,
+                    last_error=None,
+                )
+                .execution_options(synchronize_session=False)
             )
+        for o in batch:
+            if o.ok:
+                continue
+            values: dict[str, Any] = {
+                "locked_by": None,
+                "locked_until": None,
+                "updated_at": now,
+                "last_error": o.error,
+            }
+            if self._is_dead(o):
+                values.update(status=JobStatus.DEAD.value, finished_at=now)
+            else:
+                delay = (
+                    o.retry_delay
+                    if o.retry_delay is not None
+                    else backoff_delay(o.attempt, self.config.backoff_base, self.config.backoff_max, self._rng)
+                )
+                values.update(status=JobStatus.QUEUED.value, run_at=now + timedelta(seconds=delay))
+            await session.execute(
+                update(Job)
+                .where(Job.id == o.job_id, Job.locked_by == self.name, Job.status == JobStatus.RUNNING.value)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        await session.execute(
+            insert(JobAttempt),
+            [
+                {
+                    "job_id": o.job_id,
+                    "attempt": o.attempt,
+                    "worker": self.name,
+                    "started_at": o.started_at,
+                    "finished_at": o.finished_at,
+                    "outcome": "succeeded" if o.ok else ("dead" if self._is_dead(o) else "failed"),
+                    "error": o.error,
+                }
+                for o in batch
+            ],
+        )
 
     async def renew_leases(self) -> None:
         ids = list(self._in_flight)
@@ -328,8 +354,7 @@ class Worker:
     async def run_until_empty(self) -> WorkerStats:
         """Process jobs until none is eligible (tests, CLI ``jobs run``, benchmarks)."""
         while True:
-            free = self.config.concurrency - len(self._in_flight)
-            jobs = await self.claim(min(free, self.config.batch_size)) if free > 0 else []
+            jobs = await self.cycle(self.capacity - len(self._in_flight))
             for job in jobs:
                 self._start(job)
             if not jobs and not self._in_flight:
@@ -337,23 +362,19 @@ class Worker:
                 return self.stats
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
-            await self.flush()
 
     async def run(self, stop: asyncio.Event, *, grace: float = 30.0) -> WorkerStats:
         """Run until ``stop`` is set; then finish running jobs (up to ``grace`` seconds)."""
         lease_task = asyncio.create_task(self._lease_loop(stop))
         db_delay = 0.5
+        loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
+                want = self.capacity - len(self._in_flight)
+                if loop.time() < self._next_claim:
+                    want = 0
                 try:
-                    claimed = 0
-                    free = self.config.concurrency - len(self._in_flight)
-                    if free > 0:
-                        jobs = await self.claim(min(free, self.config.batch_size))
-                        claimed = len(jobs)
-                        for job in jobs:
-                            self._start(job)
-                    await self.flush()
+                    jobs = await self.cycle(want)
                     db_delay = 0.5
                 except DB_UNAVAILABLE as exc:
                     self.stats.db_errors += 1
@@ -361,12 +382,23 @@ class Worker:
                     await _sleep_or_stop(stop, db_delay)
                     db_delay = min(self.config.db_retry_max, db_delay * 2)
                     continue
-                if claimed and len(self._in_flight) < self.config.concurrency:
+                for job in jobs:
+                    self._start(job)
+                if want > 0 and len(jobs) < want:
+                    self._next_claim = loop.time() + self.config.poll_interval  # the queue is drained
+                elif jobs:
                     continue  # more may be waiting: claim again right away
                 self._wake.clear()
-                timeout = self.config.flush_interval if self._in_flight else self.config.poll_interval
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), timeout)
+                if self._in_flight:
+                    # Let completions accumulate briefly so they are written together.
+                    await asyncio.wait(list(self._in_flight.values()), timeout=self.config.flush_interval)
+                    if not self._pending:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), self.config.poll_interval)
+                else:
+                    timeout = max(0.0, self._next_claim - loop.time())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout)
         finally:
             lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
