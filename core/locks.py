@@ -46,9 +46,7 @@ class PostgresAdvisoryLock:
             return await self.still_held()
         conn = await self.engine.connect()
         try:
-            got = bool(
-                (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar()
-            )
+            got = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar())
             await conn.commit()
         except BaseException:
             await conn.close()

@@ -97,9 +97,7 @@ def _float(name: str, raw: str, *, minimum: float, maximum: float, example: str)
 def _choice(name: str, raw: str, choices: tuple[str, ...], example: str, *, upper: bool = False) -> str:
     value = raw.strip().upper() if upper else raw.strip().lower()
     if value not in choices:
-        raise SettingsError(
-            name, f"valor desconocido {raw!r}; valores válidos: {', '.join(choices)}", example
-        )
+        raise SettingsError(name, f"valor desconocido {raw!r}; valores válidos: {', '.join(choices)}", example)
     return value
 
 
@@ -152,9 +150,7 @@ def _writable_dir(name: str, raw: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SettingsError(
-            name, f"no se pudo crear el directorio {str(path)!r}: {exc.strerror}", "./var"
-        ) from None
+        raise SettingsError(name, f"no se pudo crear el directorio {str(path)!r}: {exc.strerror}", "./var") from None
     probe = path / ".write-test"
     try:
         probe.write_bytes(b"")
@@ -182,16 +178,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     d = Settings()
     public_url = get("PUBLIC_URL").strip()
     if public_url and urlsplit(public_url).scheme not in ("http", "https"):
-        raise SettingsError(
-            PREFIX + "PUBLIC_URL", "debe empezar con http:// o https://", "https://timbrado.example.mx"
-        )
+        raise SettingsError(PREFIX + "PUBLIC_URL", "debe empezar con http:// o https://", "https://timbrado.example.mx")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         http_host=get("HTTP_HOST", d.http_host).strip() or d.http_host,
-        http_port=opt(
-            "HTTP_PORT", lambda n, r: _int(n, r, minimum=0, maximum=65535, example="8080"), d.http_port
-        ),
+        http_port=opt("HTTP_PORT", lambda n, r: _int(n, r, minimum=0, maximum=65535, example="8080"), d.http_port),
         public_url=public_url,
         roles=opt("ROLES", lambda n, r: parse_roles(r, n), d.roles),
         log_format=opt("LOG_FORMAT", lambda n, r: _choice(n, r, LOG_FORMATS, "json"), d.log_format),

@@ -77,9 +77,7 @@ async def create_token(session: AsyncSession, *, name: str, role: str, at: datet
     """Create a token; returns the row and the plain token, which is never stored."""
     role = validate_role(role)
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(
-        name=name.strip() or role, role=role, token_hash=hash_token(plain), hint=plain[:8], created_at=at
-    )
+    row = ApiToken(name=name.strip() or role, role=role, token_hash=hash_token(plain), hint=plain[:8], created_at=at)
     session.add(row)
     await session.flush()
     return row, plain

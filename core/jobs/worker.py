@@ -141,7 +141,7 @@ class Worker:
         self._pending: list[_Outcome] = []
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.config.concurrency)
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._rng = random.Random()
         self._next_claim = 0.0
 
     @property

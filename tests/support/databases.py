@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+
 from core.db import migrate
 from core.db.engine import create_engine
 from core.db.models import Base

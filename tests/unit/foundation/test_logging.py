@@ -26,7 +26,11 @@ def test_json_lines_carry_the_bound_context() -> None:
 
 
 def test_secrets_are_redacted_by_key_and_by_pattern() -> None:
-    pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----"
+    pem = (
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+        "MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n"
+        "-----END ENCRYPTED PRIVATE KEY-----"
+    )
     text = f"password=12345678a token: tcp_abcdefghijklmnopqrstuvwxyz Authorization: Bearer xyz.abc {pem}"
     out = redact_text(text)
     for secret in ("12345678a", "tcp_abcdefghijklmnop", "xyz.abc", "MIIFHDBOBgkqhkiG9w0BBQ0"):
