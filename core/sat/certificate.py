@@ -23,7 +23,6 @@ attribute of a CFDI), and keeps every fact the service needs:
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,7 +101,7 @@ def _read_rfcs(subject: x509.Name) -> tuple[Rfc, Rfc | None]:
 
 
 def _certificate_number(serial: int) -> str:
-    raw = serial.to_bytes((serial.bit_length() + 7) // 8 or 1, "big")
+    raw = serial.to_bytes((serial.bit_length() + 7) // 8, "big") if serial > 0 else b""
     if len(raw) != 20 or not raw.isdigit():
         raise CredentialError(
             CredentialErrorCode.INVALID_CERTIFICATE_NUMBER,
@@ -157,7 +156,7 @@ def _to_x509(data: bytes) -> x509.Certificate:
             return x509.load_der_x509_certificate(data)
         if _BASE64.fullmatch(data):
             return x509.load_der_x509_certificate(base64.b64decode(b"".join(data.split()), validate=True))
-    except (ValueError, binascii.Error):
+    except Exception:  # untrusted bytes: every parsing failure (InvalidVersion, ...) is "invalid"
         raise _invalid_certificate() from None
     raise _invalid_certificate()
 
@@ -198,7 +197,7 @@ class SatCertificate:
             valid_from = cert.not_valid_before_utc
             valid_until = cert.not_valid_after_utc
             der = cert.public_bytes(serialization.Encoding.DER)
-        except ValueError:
+        except Exception:  # untrusted certificate: any failure to read it means it is invalid
             raise _invalid_certificate() from None
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise _invalid_certificate("Su llave pública no es RSA.")
@@ -212,9 +211,9 @@ class SatCertificate:
             issuer_cn = _single(issuer, NameOID.COMMON_NAME)
             issuer_org = _single(issuer, NameOID.ORGANIZATION_NAME)
             issuer_text = issuer.rfc4514_string()
-        except (ValueError, UnicodeError) as exc:
-            if isinstance(exc, CredentialError):
-                raise
+        except CredentialError:
+            raise
+        except Exception:  # malformed names or extensions in an untrusted certificate
             raise _invalid_subject("sus datos no se pueden leer.") from None
         if legal_name is None:
             raise _invalid_subject("no contiene el nombre o razón social del titular.")
