@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _state: dict[str, sqlite3.Connection] = {}
 
 #: SAT "Descripción del Huso Horario" of c_CodigoPostal → IANA zone. Border zones depend on the state.

@@ -98,9 +98,7 @@ def prorate_taxes(doc: RelatedDocument) -> DocumentTaxes:
             "total_factura_invalido", f"Falta el total de la factura {doc.uuid} para prorratear impuestos."
         )
     if doc.previous_balance > total:
-        raise InvalidRepInput(
-            "saldo_mayor_al_total", f"El saldo anterior de la factura {doc.uuid} excede su total."
-        )
+        raise InvalidRepInput("saldo_mayor_al_total", f"El saldo anterior de la factura {doc.uuid} excede su total.")
     decimals = decimals_for(doc.currency)
     before = (total - doc.previous_balance) / total
     after = (total - doc.previous_balance + doc.amount_paid) / total
@@ -148,9 +146,7 @@ def payment_taxes(
             if line.amount is not None:
                 acc[1] += _convert(line.amount, equivalence)
         for line in taxes.withholdings:
-            withholdings[line.tax] = withholdings.get(line.tax, ZERO) + _convert(
-                line.amount or ZERO, equivalence
-            )
+            withholdings[line.tax] = withholdings.get(line.tax, ZERO) + _convert(line.amount or ZERO, equivalence)
     transfers_p = tuple(
         PaymentTax(
             tax=line.tax,
