@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 PREFIX: Final = "TIMBRADO_"
-ROLES: Final = ("api", "worker", "scheduler")
+ROLES: Final = ("api", "mail", "bot", "worker", "scheduler")
+DEFAULT_ROLES: Final = ("api", "mail", "worker", "scheduler")
+MAIL_AUTH: Final = ("password", "xoauth2")
 LOG_FORMATS: Final = ("text", "json")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -41,7 +43,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_url: str = ""
-    roles: tuple[str, ...] = ROLES
+    roles: tuple[str, ...] = DEFAULT_ROLES
     log_format: str = "text"
     log_level: str = "INFO"
     worker_concurrency: int = 16
@@ -53,6 +55,37 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     shutdown_grace_seconds: float = 30.0
     job_retention_days: int = 30
+    # inbound mail (mail role)
+    inbox_url: str = ""
+    inbox_password: str = field(default="", repr=False)
+    inbox_poll_seconds: float = 60.0
+    inbox_idle_seconds: float = 300.0
+    inbox_max_message_bytes: int = 30 * 1024 * 1024
+    inbox_max_attempts: int = 3
+    inbox_processed_folder: str = "Procesados"
+    inbox_failed_folder: str = "Fallidos"
+    # outgoing mail
+    smtp_url: str = ""
+    smtp_password: str = field(default="", repr=False)
+    mail_from: str = "Soporte Timbrado <soporte@timbrado.local>"
+    # OAuth2 (XOAUTH2) for IMAP and SMTP
+    mail_auth: str = "password"
+    oauth2_token_url: str = ""
+    oauth2_client_id: str = ""
+    oauth2_client_secret: str = field(default="", repr=False)
+    oauth2_refresh_token: str = field(default="", repr=False)
+    oauth2_scope: str = ""
+    # Slack (bot role / HTTP endpoint); off when no bot token
+    slack_bot_token: str = field(default="", repr=False)
+    slack_signing_secret: str = field(default="", repr=False)
+    slack_app_token: str = field(default="", repr=False)
+    slack_channel: str = ""
+    slack_allowed_users: tuple[str, ...] = ()
+    slack_allowed_usergroup: str = ""
+    slack_escalation_usergroup: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+    # support desk webhook
+    ticket_webhook_secret: str = field(default="", repr=False)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -61,6 +94,24 @@ class Settings:
             return None
         path = self.database_url.split(":///", 1)[1]
         return Path(path)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token)
+
+    @property
+    def inbox(self) -> str:
+        """The inbox source URL (``maildir:<path>`` by default)."""
+        return self.inbox_url or f"maildir:{self.data_dir / 'inbox'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def mail_domain(self) -> str:
+        address = self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
+        return address.rsplit("@", 1)[-1] if "@" in address else "timbrado.local"
 
     @property
     def is_sqlite(self) -> bool:
@@ -233,4 +284,121 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             lambda n, r: _int(n, r, minimum=1, maximum=3650, example="30"),
             d.job_retention_days,
         ),
+        **_mail_settings(env, d),
+        **_slack_settings(env, d),
     )
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...], example: str) -> str:
+    value = raw.strip()
+    scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+    if scheme not in schemes:
+        raise SettingsError(name, f"esquema no soportado {scheme or value!r}; use {', '.join(schemes)}", example)
+    if scheme in ("imap", "imaps", "smtp", "smtps") and not urlsplit(value).hostname:
+        raise SettingsError(name, "falta el servidor en la URL", example)
+    if scheme == "maildir" and not value.split(":", 1)[1]:
+        raise SettingsError(name, "falta la ruta del Maildir", example)
+    return value
+
+
+def _mail_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
+    def raw(key: str) -> str:
+        return env.get(PREFIX + key, "").strip()
+
+    out: dict[str, Any] = {}
+    if raw("INBOX_URL"):
+        out["inbox_url"] = _url(
+            PREFIX + "INBOX_URL",
+            raw("INBOX_URL"),
+            ("maildir", "imap", "imaps"),
+            "imaps://soporte%40ejemplo.mx@imap.ejemplo.mx/INBOX",
+        )
+    if raw("SMTP_URL"):
+        out["smtp_url"] = _url(
+            PREFIX + "SMTP_URL", raw("SMTP_URL"), ("smtp", "smtps"), "smtp://usuario@smtp.ejemplo.mx:587"
+        )
+    ints = {
+        "INBOX_MAX_MESSAGE_BYTES": ("inbox_max_message_bytes", 1024, 200 * 1024 * 1024, "31457280"),
+        "INBOX_MAX_ATTEMPTS": ("inbox_max_attempts", 1, 100, "3"),
+    }
+    for key, (attr, lo, hi, example) in ints.items():
+        if raw(key):
+            out[attr] = _int(PREFIX + key, raw(key), minimum=lo, maximum=hi, example=example)
+    floats = {
+        "INBOX_POLL_SECONDS": ("inbox_poll_seconds", 0.05, 86400.0, "60"),
+        "INBOX_IDLE_SECONDS": ("inbox_idle_seconds", 1.0, 1740.0, "300"),
+    }
+    for key, (attr, flo, fhi, example) in floats.items():
+        if raw(key):
+            out[attr] = _float(PREFIX + key, raw(key), minimum=flo, maximum=fhi, example=example)
+    for key, attr in (
+        ("INBOX_PASSWORD", "inbox_password"),
+        ("SMTP_PASSWORD", "smtp_password"),
+        ("INBOX_PROCESSED_FOLDER", "inbox_processed_folder"),
+        ("INBOX_FAILED_FOLDER", "inbox_failed_folder"),
+        ("OAUTH2_TOKEN_URL", "oauth2_token_url"),
+        ("OAUTH2_CLIENT_ID", "oauth2_client_id"),
+        ("OAUTH2_CLIENT_SECRET", "oauth2_client_secret"),
+        ("OAUTH2_REFRESH_TOKEN", "oauth2_refresh_token"),
+        ("OAUTH2_SCOPE", "oauth2_scope"),
+        ("TICKET_WEBHOOK_SECRET", "ticket_webhook_secret"),
+    ):
+        if raw(key):
+            out[attr] = raw(key)
+    if raw("MAIL_FROM"):
+        value = raw("MAIL_FROM")
+        if "@" not in value or "\n" in value or "\r" in value:
+            raise SettingsError(
+                PREFIX + "MAIL_FROM", "se esperaba una dirección de correo", "Soporte <soporte@ejemplo.mx>"
+            )
+        out["mail_from"] = value
+    if raw("MAIL_AUTH"):
+        out["mail_auth"] = _choice(PREFIX + "MAIL_AUTH", raw("MAIL_AUTH"), MAIL_AUTH, "xoauth2")
+    if out.get("mail_auth") == "xoauth2":
+        for key in ("OAUTH2_TOKEN_URL", "OAUTH2_CLIENT_ID", "OAUTH2_REFRESH_TOKEN"):
+            if not raw(key):
+                raise SettingsError(PREFIX + key, "es obligatorio con TIMBRADO_MAIL_AUTH=xoauth2", "…")
+    return out
+
+
+def _slack_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
+    def raw(key: str) -> str:
+        return env.get(PREFIX + key, "").strip()
+
+    out: dict[str, Any] = {}
+    token = raw("SLACK_BOT_TOKEN")
+    if not token:
+        return out
+    if not token.startswith("xoxb-"):
+        raise SettingsError(PREFIX + "SLACK_BOT_TOKEN", "debe ser un token de bot (empieza con xoxb-)", "xoxb-…")
+    out["slack_bot_token"] = token
+    if not raw("SLACK_SIGNING_SECRET") and not raw("SLACK_APP_TOKEN"):
+        raise SettingsError(
+            PREFIX + "SLACK_SIGNING_SECRET",
+            "es obligatorio con Slack por HTTP (o defina TIMBRADO_SLACK_APP_TOKEN)",
+            "8f14e45f…",
+        )
+    if raw("SLACK_APP_TOKEN") and not raw("SLACK_APP_TOKEN").startswith("xapp-"):
+        raise SettingsError(PREFIX + "SLACK_APP_TOKEN", "debe ser un token de aplicación (empieza con xapp-)", "xapp-…")
+    if not raw("SLACK_CHANNEL"):
+        raise SettingsError(PREFIX + "SLACK_CHANNEL", "indique el canal de soporte (id)", "C0123456789")
+    users = tuple(u.strip() for u in raw("SLACK_ALLOWED_USERS").split(",") if u.strip())
+    if not users and not raw("SLACK_ALLOWED_USERGROUP"):
+        raise SettingsError(
+            PREFIX + "SLACK_ALLOWED_USERS",
+            "indique quién puede decidir (usuarios o TIMBRADO_SLACK_ALLOWED_USERGROUP)",
+            "U012AB3CD,U045EF6GH",
+        )
+    out.update(
+        slack_signing_secret=raw("SLACK_SIGNING_SECRET"),
+        slack_app_token=raw("SLACK_APP_TOKEN"),
+        slack_channel=raw("SLACK_CHANNEL"),
+        slack_allowed_users=users,
+        slack_allowed_usergroup=raw("SLACK_ALLOWED_USERGROUP"),
+        slack_escalation_usergroup=raw("SLACK_ESCALATION_USERGROUP"),
+    )
+    if raw("SLACK_API_URL"):
+        out["slack_api_url"] = _url(
+            PREFIX + "SLACK_API_URL", raw("SLACK_API_URL"), ("http", "https"), "https://slack.com/api/"
+        )
+    return out

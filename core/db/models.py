@@ -4,5 +4,6 @@ from core.audit import models as audit_models
 from core.auth import tokens as token_models
 from core.db.base import Base
 from core.jobs import models as job_models
+from core.notifications import models as notification_models
 
-__all__ = ["Base", "audit_models", "job_models", "token_models"]
+__all__ = ["Base", "audit_models", "job_models", "notification_models", "token_models"]

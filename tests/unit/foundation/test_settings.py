@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import ROLES, SettingsError, load_settings, parse_roles
+from core.settings import DEFAULT_ROLES, ROLES, SettingsError, load_settings, parse_roles
 
 
 def test_defaults_give_the_embedded_mode(tmp_path: Path) -> None:
@@ -14,7 +14,10 @@ def test_defaults_give_the_embedded_mode(tmp_path: Path) -> None:
     assert s.data_dir == (tmp_path / "var").resolve()
     assert s.database_url == f"sqlite+aiosqlite:///{(tmp_path / 'var' / 'timbrado.db').resolve()}"
     assert s.is_sqlite
-    assert s.roles == ROLES
+    assert s.roles == DEFAULT_ROLES
+    assert s.inbox == f"maildir:{s.data_dir / 'inbox'}"
+    assert not s.slack_enabled
+    assert s.smtp_url == ""
     assert s.base_url == "http://127.0.0.1:8080"
 
 

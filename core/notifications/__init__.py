@@ -1,0 +1,1 @@
+"""Outgoing notifications: e-mails rendered from jinja2 templates into the outbox."""
