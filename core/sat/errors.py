@@ -46,6 +46,15 @@ class SatError(ValueError):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self)._restore, (self.code, self.message))
+
+    @classmethod
+    def _restore(cls, code: str, message: str) -> SatError:
+        error = cls.__new__(cls)
+        SatError.__init__(error, code, message)
+        return error
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
 
@@ -62,4 +71,7 @@ class CredentialError(SatError):
 
     def __init__(self, code: CredentialErrorCode, message: str) -> None:
         super().__init__(code.value, message)
-        self.error_code = code
+
+    @property
+    def error_code(self) -> CredentialErrorCode:
+        return CredentialErrorCode(self.code)

@@ -166,7 +166,10 @@ def _pem_to_der_or_legacy(data: bytes) -> tuple[bytes | None, bytes | None]:
 
 
 def _password_bytes(password: str | bytes) -> bytes:
-    raw = password.encode("utf-8") if isinstance(password, str) else bytes(password)
+    try:
+        raw = password.encode("utf-8") if isinstance(password, str) else bytes(password)
+    except (UnicodeEncodeError, TypeError):  # lone surrogates from JSON, or not text at all
+        raise _wrong_password() from None
     if not raw:
         raise _error(CredentialErrorCode.WRONG_PASSWORD, "Escriba la contraseña de la llave privada.")
     if len(raw) > MAX_PASSWORD_LENGTH:

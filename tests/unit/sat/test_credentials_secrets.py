@@ -143,3 +143,35 @@ def test_flipped_bytes_in_a_real_certificate_raise_only_credential_errors(
     cer[position] ^= data.draw(st.integers(1, 255))
     with contextlib.suppress(CredentialError):
         SatCertificate.load(bytes(cer))
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=50).filter(lambda text: text != "12345678a"))
+def test_any_wrong_password_text_is_refused_as_wrong_password(issued: IssuedCredential, password: str) -> None:
+    key = issued.key_der()
+    with pytest.raises(CredentialError) as caught:
+        load_private_key(key, password)
+    assert caught.value.code == "wrong_password"
+
+
+def test_password_with_a_lone_surrogate_is_a_wrong_password(issued: IssuedCredential) -> None:
+    with pytest.raises(CredentialError) as caught:
+        load_private_key(issued.key_der(), "abc\ud800")
+    assert caught.value.code == "wrong_password"
+
+
+def test_errors_survive_pickling_with_code_and_message() -> None:
+    import pickle
+
+    from core.sat import CredentialErrorCode, RfcError
+
+    error = CredentialError(CredentialErrorCode.KEY_MISMATCH, "La llave privada no corresponde al certificado.")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.code, copy.message, copy.error_code) == (
+        CredentialError,
+        "key_mismatch",
+        error.message,
+        CredentialErrorCode.KEY_MISMATCH,
+    )
+    rfc_copy = pickle.loads(pickle.dumps(RfcError("El RFC no es válido.")))
+    assert (type(rfc_copy), rfc_copy.code, str(rfc_copy)) == (RfcError, "invalid_rfc", "El RFC no es válido.")
