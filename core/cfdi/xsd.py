@@ -54,20 +54,21 @@ def schemas_root() -> Path:
 def _light_catalog() -> bytes:
     parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False, huge_tree=True)
     tree = etree.parse(str(schemas_root() / "catalogos" / "catCFDI.xsd"), parser)
-    for simple in tree.getroot().iterchildren("{%s}simpleType" % XS):
+    for simple in tree.getroot().iterchildren(f"{{{XS}}}simpleType"):
         pattern = LIGHT_PATTERNS.get(simple.get("name", ""))
         if pattern is None:
             continue
-        restriction = simple.find("{%s}restriction" % XS)
+        restriction = simple.find(f"{{{XS}}}restriction")
         if restriction is None:
             continue
         for child in list(restriction):
             restriction.remove(child)
-        etree.SubElement(restriction, "{%s}pattern" % XS).set("value", pattern)
-    return etree.tostring(tree)
+        etree.SubElement(restriction, f"{{{XS}}}pattern").set("value", pattern)
+    data: bytes = etree.tostring(tree)
+    return data
 
 
-class _LightResolver(etree.Resolver):
+class _LightResolver(etree.Resolver):  # type: ignore[misc]
     def __init__(self, catalog: bytes) -> None:
         super().__init__()
         self._catalog = catalog
