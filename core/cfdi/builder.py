@@ -84,6 +84,21 @@ def _equivalence(doc: RelatedDocument, payment: Payment) -> Decimal:
 def check_input(rep: RepInput) -> None:
     """Refuse input that cannot give a valid REP (Spanish message, SAT code where one exists)."""
     payment = rep.payment
+    texts = [
+        rep.issuer.name,
+        rep.receiver.name,
+        rep.series,
+        rep.folio,
+        payment.operation_number,
+        payment.payer_bank_name,
+        payment.payer_account,
+        payment.payee_account,
+    ]
+    texts += [t for doc in payment.documents for t in (doc.series, doc.folio)]
+    if any(t is not None and "|" in t for t in texts):
+        raise _fail("caracter_invalido", "Los datos del CFDI no pueden contener el carácter «|».")
+    if any(t is not None and any(ord(c) < 0x20 and c not in "\t\n\r" for c in t) for t in texts):
+        raise _fail("caracter_invalido", "Los datos del CFDI contienen caracteres de control no permitidos.")
     if payment.payment_form == "99":
         raise _fail("CRP20212", "La forma de pago no puede ser 99 (Por definir).")
     if payment.currency == "XXX":
