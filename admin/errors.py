@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from core.errors import DomainError
+
 log = logging.getLogger("timbrado.api")
 
 
@@ -48,6 +50,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     try:
         response: web.StreamResponse = await handler(request)
         return response
+    except DomainError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
     except ApiError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="timbrado"'} if exc.status == 401 else None
         return error_response(exc.status, exc.code, exc.message, exc.details, headers)

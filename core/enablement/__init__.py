@@ -1,0 +1,1 @@
+"""Module enablement: configuration requests, Proveedores Plus verification, decisions."""
