@@ -20,16 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
-from lxml import etree  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from lxml import etree
 
-from core.cfdi.builder import build_rep  # noqa: E402
-from core.cfdi.cadena import cadena_original_native, cadena_original_xslt  # noqa: E402
-from core.cfdi.tfd import stamp, verify_cfdi  # noqa: E402
-from core.cfdi.validator import validate_rep  # noqa: E402
-from core.cfdi.xsd import schema, validate_xsd  # noqa: E402
-from tests.unit.cfdi.factories import make_signer, simple_rep  # noqa: E402
+from core.cfdi.builder import build_rep
+from core.cfdi.cadena import cadena_original_native, cadena_original_xslt
+from core.cfdi.tfd import stamp, verify_cfdi
+from core.cfdi.validator import validate_rep
+from core.cfdi.xsd import schema, validate_xsd
+from tests.unit.cfdi.factories import make_signer, simple_rep
 
 
 def per_call(label: str, fn: Callable[[], object], n: int) -> float:
@@ -111,7 +111,7 @@ def main() -> None:
 
     from satcfdi.models import Signer as SatSigner
 
-    key_der = signer._key.private_bytes(  # noqa: SLF001 - bench only
+    key_der = signer._key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     sat_signer = SatSigner.load(certificate=signer.certificate_der, key=key_der, check=False)
@@ -133,7 +133,7 @@ def main() -> None:
         lambda: stamp(verify_cfdi(built.xml), pac, rfc_prov_certif="SPR190613I52", stamped_at=now),
         n,
     )
-    key = signer._key  # noqa: SLF001 - bench only
+    key = signer._key
     data = built.cadena_original.encode()
     per_call(
         "raw RSA-2048 PKCS#1 v1.5 SHA-256 sign (cryptography)",
