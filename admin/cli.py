@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from admin import cli_enablement
 from admin.container import Container, build_container
 from admin.serve import StartupError, serve
 from core.auth import tokens
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     jp = j.add_parser("ping", help="encolar trabajos de diagnóstico para comprobar que los workers procesan")
     jp.add_argument("count", type=int, nargs="?", default=1)
     jp.set_defaults(fn=cmd_jobs_ping)
+    cli_enablement.register(sub)
     return p
 
 

@@ -55,7 +55,7 @@ def make_message_id(domain: str, tag: str = "") -> str:
     tag = "".join(c for c in tag if c.isalnum() or c in "-_.")[:40]
     token = secrets.token_hex(8)
     left = f"{tag}.{token}" if tag else token
-    return f"<{left}@{domain}>"
+    return f"<{left}@{domain.lower()}>"
 
 
 def clean_header(value: str) -> str:
