@@ -1,11 +1,11 @@
 """Imports every model module so ``Base.metadata`` is complete (migrations, tests)."""
 
 from core.audit import models as audit_models
+from core.auth import tokens as token_models
 from core.clients import models as client_models
+from core.db.base import Base
 from core.enablement import models as enablement_models
 from core.inbox import models as inbox_models
-from core.auth import tokens as token_models
-from core.db.base import Base
 from core.jobs import models as job_models
 from core.notifications import models as notification_models
 
