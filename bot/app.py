@@ -1,0 +1,360 @@
+"""The Bolt app: buttons, the rejection modal, the /timbrado command and the App Home tab.
+
+Every decision is taken in the database first (the core's conditional updates make double clicks
+and Slack retries harmless), then the request is acknowledged, then the person is told the result
+(ephemeral message) and their App Home refreshed.  Cards are never edited here: the decision's
+``slack.sync_request`` job does it, with retries, so a Slack failure cannot undo a decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackClientError
+
+from bot import blocks as b
+from bot.auth import Access
+from core.enablement import service
+from core.enablement.service import AlreadyResolved, RequestView
+from core.errors import DomainError
+
+if TYPE_CHECKING:
+    from bot.runtime import SlackBot
+
+log = logging.getLogger("timbrado.bot")
+
+Ack = Callable[..., Awaitable[Any]]
+#: Decisions must leave room to acknowledge within Slack's 3 seconds.
+DECISION_TIMEOUT = 2.5
+LIST_LIMIT = 20
+HOME_LIMIT = 30
+MAX_QUERY = 200
+
+SLOW_TEXT = (
+    "La operación tardó demasiado y no se pudo confirmar. Revisa la tarjeta en unos segundos; "
+    "si no cambió, inténtalo de nuevo (repetirla no decide dos veces)."
+)
+ERROR_TEXT = "Ocurrió un error interno; inténtalo de nuevo en un momento."
+EMPTY_REASON_TEXT = "Escribe el motivo del rechazo; se enviará al solicitante."
+
+
+def user_of(body: Mapping[str, Any]) -> tuple[str, str]:
+    """(user id, display name) of whoever sent an interaction or a command."""
+    user = body.get("user") or {}
+    if isinstance(user, Mapping):
+        uid = str(user.get("id") or "")
+        name = str(user.get("name") or user.get("username") or "")
+    else:
+        uid, name = str(user), ""
+    uid = uid or str(body.get("user_id") or "")
+    name = name or str(body.get("user_name") or "")
+    return uid, name[:100]
+
+
+def is_retry(request: AsyncBoltRequest) -> bool:
+    return bool(request.headers.get("x-slack-retry-num"))
+
+
+def parse_id(value: Any) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and len(text) < 18 else None
+
+
+def resolved_text(view: RequestView) -> str:
+    verb = "aprobada" if view.status == "enabled" else "rechazada"
+    when = f", {b.local_time(view.decided_at)}" if view.decided_at else ""
+    return f"La solicitud {view.ticket} ya fue resuelta por {view.decided_by or 'otra persona'} ({verb}{when})."
+
+
+def refusal(access: Access) -> str:
+    return b.AUTH_UNAVAILABLE_TEXT if access is Access.UNKNOWN else b.NOT_STAFF_TEXT
+
+
+class Listeners:
+    """The behaviour behind each Slack interaction, independent of how requests arrive."""
+
+    def __init__(self, bot: SlackBot) -> None:
+        self.bot = bot
+
+    # ------------------------------------------------------------------ replies
+    async def tell(self, body: Mapping[str, Any], text: str, *, channel: str | None = None) -> None:
+        """An ephemeral message in the channel of the interaction, or a direct message otherwise."""
+        user_id, _ = user_of(body)
+        channel = channel or str((body.get("channel") or {}).get("id") or "")
+        if not channel:
+            channel = str((body.get("container") or {}).get("channel_id") or "")
+        try:
+            if channel:
+                await self.bot.client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+            else:
+                await self.bot.client.chat_postMessage(channel=user_id, text=text)
+        except SlackClientError as exc:
+            log.warning("could not tell %s the result: %s", user_id, type(exc).__name__)
+
+    async def publish_home(self, user_id: str) -> None:
+        try:
+            staff = await self.bot.authorizer.is_staff(user_id)
+            views: list[RequestView] = []
+            total = 0
+            if staff:
+                async with self.bot.db.transaction() as session:
+                    views = await service.list_requests(session, open_only=True, limit=HOME_LIMIT)
+                    total = await service.count_open(session)
+            await self.bot.client.views_publish(user_id=user_id, view=b.home_view(views, total=total, staff=staff))
+        except SlackClientError as exc:
+            log.warning("could not publish the App Home of %s: %s", user_id, type(exc).__name__)
+        except Exception:
+            log.exception("could not build the App Home of %s", user_id)
+
+    async def _resolved_by_me(self, request_id: int, label: str) -> bool:
+        async with self.bot.db.transaction() as session:
+            view = await service.get_request(session, request_id)
+        return view.decided_by == label and view.decided_via == "slack"
+
+    async def _run_decision(
+        self, request: AsyncBoltRequest, request_id: int, label: str, decide: Callable[[], Awaitable[str]]
+    ) -> tuple[str | None, bool]:
+        """Run ``decide`` (which returns the text to show).  Returns (text or None for silence, decided)."""
+        try:
+            async with asyncio.timeout(DECISION_TIMEOUT):
+                return await decide(), True
+        except AlreadyResolved as exc:
+            if is_retry(request) and await self._resolved_by_me(request_id, label):
+                return None, False  # Slack re-delivered a click that already decided: say nothing twice
+            return exc.message, False
+        except DomainError as exc:
+            return exc.message, False
+        except TimeoutError:
+            log.warning("decision on request %s took longer than %.1f s", request_id, DECISION_TIMEOUT)
+            return SLOW_TEXT, False
+        except Exception:
+            log.exception("decision on request %s failed", request_id)
+            return ERROR_TEXT, False
+
+    async def _staff_or_refuse(self, ack: Ack, body: Mapping[str, Any]) -> bool:
+        user_id, _ = user_of(body)
+        access = await self.bot.authorizer.check(user_id)
+        if access is Access.ALLOWED:
+            return True
+        await ack()
+        await self.tell(body, refusal(access))
+        return False
+
+    # ------------------------------------------------------------------ buttons
+    async def verify_clicked(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: AsyncBoltRequest
+    ) -> None:
+        if not await self._staff_or_refuse(ack, body):
+            return
+        request_id = parse_id(action.get("value"))
+        if request_id is None:
+            await ack()
+            await self.tell(body, b.INVALID_ACTION_TEXT)
+            return
+        user_id, name = user_of(body)
+        actor = self.bot.actor(user_id, name)
+
+        async def decide() -> str:
+            async with self.bot.db.transaction() as session:
+                result = await service.verify(
+                    session, request_id, actor=actor, cfg=self.bot.cfg, now=self.bot.clock.now()
+                )
+            return b.verify_feedback(result.request, result.has_proveedores_plus)
+
+        text, _ = await self._run_decision(request, request_id, actor.label, decide)
+        await ack()
+        if text:
+            await self.tell(body, text)
+
+    async def approve_clicked(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: AsyncBoltRequest
+    ) -> None:
+        if not await self._staff_or_refuse(ack, body):
+            return
+        request_id = parse_id(action.get("value"))
+        if request_id is None:
+            await ack()
+            await self.tell(body, b.INVALID_ACTION_TEXT)
+            return
+        user_id, name = user_of(body)
+        actor = self.bot.actor(user_id, name)
+
+        async def decide() -> str:
+            async with self.bot.db.transaction() as session:
+                result = await service.approve(
+                    session, request_id, actor=actor, cfg=self.bot.cfg, now=self.bot.clock.now()
+                )
+            prefix = ":white_check_mark: " if result.approved else ":x: "
+            return prefix + b.escape(result.message)
+
+        text, decided = await self._run_decision(request, request_id, actor.label, decide)
+        await ack()
+        if text:
+            await self.tell(body, text)
+        if decided:
+            await self.publish_home(user_id)
+
+    async def reject_clicked(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        # Acknowledge at once: the modal is opened with a Web API call that must follow the click.
+        await ack()
+        user_id, _ = user_of(body)
+        access = await self.bot.authorizer.check(user_id)
+        if access is not Access.ALLOWED:
+            await self.tell(body, refusal(access))
+            return
+        request_id = parse_id(action.get("value"))
+        if request_id is None:
+            await self.tell(body, b.INVALID_ACTION_TEXT)
+            return
+        try:
+            async with self.bot.db.transaction() as session:
+                view = await service.get_request(session, request_id)
+        except DomainError as exc:
+            await self.tell(body, exc.message)
+            return
+        if not view.is_open:
+            await self.tell(body, resolved_text(view))
+            return
+        channel = str((body.get("channel") or {}).get("id") or "")
+        modal = b.reason_modal(
+            callback_id=b.REQUEST_REJECT_MODAL,
+            title="Rechazar solicitud",
+            intro=f"Rechazar la solicitud *{view.ticket}* de *{b.escape(view.client_name or view.requester_email)}*.",
+            metadata={"request_id": request_id, "channel": channel},
+            submit="Rechazar",
+        )
+        try:
+            await self.bot.client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=modal)
+        except SlackClientError as exc:
+            log.warning("could not open the rejection modal: %s", type(exc).__name__)
+            await self.tell(body, "No se pudo abrir el formulario de rechazo; vuelve a intentarlo.")
+
+    # ------------------------------------------------------------------ modal
+    async def reject_submitted(
+        self, ack: Ack, body: dict[str, Any], view: dict[str, Any], request: AsyncBoltRequest
+    ) -> None:
+        user_id, name = user_of(body)
+        access = await self.bot.authorizer.check(user_id)
+        if access is not Access.ALLOWED:
+            await ack(response_action="errors", errors={b.REASON_BLOCK: refusal(access)[:150]})
+            return
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        request_id = parse_id(meta.get("request_id") if isinstance(meta, dict) else None)
+        if request_id is None:
+            await ack(response_action="update", view=b.notice_modal("Rechazar solicitud", b.INVALID_ACTION_TEXT))
+            return
+        channel = str(meta.get("channel") or "")
+        state = (view.get("state") or {}).get("values") or {}
+        reason = str(((state.get(b.REASON_BLOCK) or {}).get(b.REASON_INPUT) or {}).get("value") or "")
+        if not reason.strip():
+            await ack(response_action="errors", errors={b.REASON_BLOCK: EMPTY_REASON_TEXT})
+            return
+        actor = self.bot.actor(user_id, name)
+        try:
+            async with asyncio.timeout(DECISION_TIMEOUT):
+                async with self.bot.db.transaction() as session:
+                    decided = await service.reject(
+                        session, request_id, reason=reason, actor=actor, cfg=self.bot.cfg, now=self.bot.clock.now()
+                    )
+        except AlreadyResolved as exc:
+            if is_retry(request) and await self._resolved_by_me(request_id, actor.label):
+                await ack()
+                return
+            await ack(response_action="update", view=b.notice_modal("Solicitud resuelta", exc.message))
+            return
+        except DomainError as exc:
+            if exc.code.startswith("reason"):
+                await ack(response_action="errors", errors={b.REASON_BLOCK: exc.message})
+            else:
+                await ack(response_action="update", view=b.notice_modal("Rechazar solicitud", exc.message))
+            return
+        except TimeoutError:
+            await ack(response_action="update", view=b.notice_modal("Rechazar solicitud", SLOW_TEXT))
+            return
+        await ack()
+        if channel:
+            await self.tell(body, f":no_entry: Rechazaste la solicitud {decided.ticket}.", channel=channel)
+        await self.publish_home(user_id)
+
+    # ------------------------------------------------------------------ slash command
+    async def command(self, ack: Ack, command: dict[str, Any]) -> None:
+        text = " ".join(str(command.get("text") or "").split())
+        verb, _, rest = text.partition(" ")
+        verb = verb.lower()
+        if verb in ("ayuda", "help", "?"):
+            await ack(text=b.HELP_TEXT, blocks=[b.section(b.HELP_TEXT)])
+            return
+        access = await self.bot.authorizer.check(str(command.get("user_id") or ""))
+        if access is not Access.ALLOWED:
+            await ack(text=refusal(access))
+            return
+        if verb not in ("", "pendientes", "buscar"):
+            reply = f"No reconozco «{b.escape(b.clip(verb, 40))}».\n\n{b.HELP_TEXT}"
+            await ack(text=reply, blocks=[b.section(reply)])
+            return
+        query = rest.strip()[:MAX_QUERY]
+        if verb == "buscar" and not query:
+            await ack(text="Escribe qué buscar: `/timbrado buscar <cliente, RFC, ticket o correo>`.")
+            return
+        try:
+            async with asyncio.timeout(DECISION_TIMEOUT):
+                async with self.bot.db.transaction() as session:
+                    if verb == "buscar":
+                        views = await service.list_requests(session, query=query, limit=LIST_LIMIT)
+                        title, total, empty = f"Resultados para «{query}»", None, "No se encontraron solicitudes."
+                    else:
+                        views = await service.list_requests(session, open_only=True, limit=LIST_LIMIT)
+                        total = await service.count_open(session)
+                        title, empty = (
+                            "Solicitudes pendientes (más recientes primero)",
+                            "No hay solicitudes pendientes.",
+                        )
+        except TimeoutError:
+            await ack(text=SLOW_TEXT)
+            return
+        listing = b.request_list(title, views, empty=empty, total=total)
+        await ack(text=b.clip(title, 150), blocks=listing)
+
+    # ------------------------------------------------------------------ events
+    async def home_opened(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        await self.publish_home(str(event.get("user") or ""))
+
+
+def create_bolt_app(bot: SlackBot) -> AsyncApp:
+    """Build the Bolt app.  HTTP requests are signature-checked with the signing secret (Bolt
+    refuses bad signatures and timestamps older than five minutes with 401); Socket Mode
+    envelopes need no signature."""
+    s = bot.settings
+    app = AsyncApp(
+        name="timbrado",
+        client=bot.client,
+        signing_secret=s.slack_signing_secret,
+        verification_token="",
+        request_verification_enabled=True,
+        process_before_response=False,
+        logger=logging.getLogger("timbrado.bot.bolt"),
+    )
+    on = Listeners(bot)
+    app.action(b.REQUEST_VERIFY)(on.verify_clicked)
+    app.action(b.REQUEST_APPROVE)(on.approve_clicked)
+    app.action(b.REQUEST_REJECT)(on.reject_clicked)
+    app.view(b.REQUEST_REJECT_MODAL)(on.reject_submitted)
+    app.command("/timbrado")(on.command)
+    app.event("app_home_opened")(on.home_opened)
+
+    @app.error
+    async def on_error(error: Exception) -> None:
+        log.error("Slack listener failed: %s", type(error).__name__)
+
+    return app

@@ -1,0 +1,82 @@
+"""The Slack side of the composition root: one Web API client, the staff check, the Bolt app, the jobs.
+
+``build_slack_bot`` connects nothing: the Web API client opens a connection per call and the Bolt
+app is built on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.auth import StaffAuthorizer
+from core.audit.service import Actor, ActorKind, Driver
+from core.clock import Clock
+from core.db.engine import Database
+from core.enablement.service import EnablementConfig
+from core.jobs.worker import Handler
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+#: The Web API client logs request headers (with the bot token) at DEBUG: keep it at INFO or above.
+SDK_LOGGER = "timbrado.bot.slack_sdk"
+WEB_TIMEOUT_SECONDS = 10
+
+
+def web_client(settings: Settings, *, timeout: int = WEB_TIMEOUT_SECONDS) -> AsyncWebClient:
+    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    logger = logging.getLogger(SDK_LOGGER)
+    if logger.getEffectiveLevel() < logging.INFO:
+        logger.setLevel(logging.INFO)
+    return AsyncWebClient(token=settings.slack_bot_token, base_url=base_url, timeout=timeout, logger=logger)
+
+
+@dataclass
+class SlackBot:
+    settings: Settings
+    db: Database
+    clock: Clock
+    client: AsyncWebClient
+    authorizer: StaffAuthorizer
+    cfg: EnablementConfig
+    _bolt: AsyncApp | None = field(default=None, repr=False)
+
+    @property
+    def channel(self) -> str:
+        return self.settings.slack_channel
+
+    def bolt(self) -> AsyncApp:
+        """The Bolt app (built once), shared by the HTTP endpoint and Socket Mode."""
+        if self._bolt is None:
+            from bot.app import create_bolt_app
+
+            self._bolt = create_bolt_app(self)
+        return self._bolt
+
+    def job_handlers(self) -> dict[str, Handler]:
+        from bot.jobs import job_handlers
+
+        return job_handlers(self)
+
+    @staticmethod
+    def actor(user_id: str, display: str = "") -> Actor:
+        return Actor(ActorKind.STAFF, f"slack:{user_id}", Driver.SLACK, display or user_id)
+
+    def __repr__(self) -> str:  # never show tokens, whatever a dataclass would print
+        return f"SlackBot(channel={self.channel!r})"
+
+
+def build_slack_bot(settings: Settings, db: Database, clock: Clock, **overrides: Any) -> SlackBot:
+    client = overrides.pop("client", None) or web_client(settings)
+    authorizer = overrides.pop("authorizer", None) or StaffAuthorizer(
+        client,
+        allowed_users=settings.slack_allowed_users,
+        usergroup=settings.slack_allowed_usergroup,
+    )
+    cfg = EnablementConfig(mail_from=settings.mail_from, mail_domain=settings.mail_domain, slack_enabled=True)
+    return SlackBot(settings=settings, db=db, clock=clock, client=client, authorizer=authorizer, cfg=cfg)
