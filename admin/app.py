@@ -54,4 +54,10 @@ def create_app(container: Container) -> web.Application:
     clients.setup(app)
     requests.setup(app)
     tickets.setup(app)
+    # --- Slack (bot/): POST /slack/events, signature-checked, when Slack runs over HTTP
+    if container.slack is not None and container.settings.slack_signing_secret:
+        from bot import http as slack_http
+
+        slack_http.setup(app, container.slack.bolt())
+    # --- end Slack
     return app

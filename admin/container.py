@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from admin.metrics import Metrics
 from core.clock import Clock, SystemClock
@@ -14,6 +15,9 @@ from core.jobs.worker import Handler, Worker, WorkerConfig
 from core.locks import SingletonLock, singleton_lock
 from core.scheduler import PeriodicTask
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.runtime import SlackBot
 
 log = logging.getLogger("timbrado")
 
@@ -25,6 +29,7 @@ class Container:
     clock: Clock
     metrics: Metrics
     handlers: dict[str, Handler] = field(default_factory=dict)
+    slack: SlackBot | None = None  # --- Slack (bot/): set when settings.slack_enabled
 
     def worker_config(self) -> WorkerConfig:
         s = self.settings
@@ -74,4 +79,11 @@ def build_container(settings: Settings, *, clock: Clock | None = None, metrics: 
         metrics=metrics or Metrics(),
     )
     container.handlers[builtin.PING] = builtin.ping
+    # --- Slack (bot/): the Web API client points at settings.slack_api_url; card jobs run in the worker.
+    if settings.slack_enabled:
+        from bot.runtime import build_slack_bot
+
+        container.slack = build_slack_bot(settings, container.db, container.clock)
+        container.handlers.update(container.slack.job_handlers())
+    # --- end Slack
     return container

@@ -90,6 +90,15 @@ async def run_roles(
             worker = container.make_worker()
             tasks.append(asyncio.create_task(worker.run(stop, grace=container.settings.shutdown_grace_seconds)))
             log.info("worker %s started", worker.name)
+        # --- Slack (bot/): the "bot" role is Slack over Socket Mode
+        if "bot" in roles:
+            if container.slack is not None and container.settings.slack_app_token:
+                from bot.socket_mode import run_socket_mode
+
+                tasks.append(asyncio.create_task(run_socket_mode(container.slack, stop)))
+            else:
+                log.warning("bot role: Slack Socket Mode needs TIMBRADO_SLACK_BOT_TOKEN and TIMBRADO_SLACK_APP_TOKEN")
+        # --- end Slack
         if "scheduler" in roles:
             scheduler = Scheduler(container.periodic_tasks())
             tasks.append(asyncio.create_task(hold_and_run(container.lock("scheduler"), scheduler.run, stop)))
