@@ -5,7 +5,11 @@ from __future__ import annotations
 from admin.container import Container
 from core.audit.service import Actor, ActorKind, Driver
 from core.auth.tokens import Principal
+from core.calendar import BusinessCalendar
 from core.enablement.service import EnablementConfig
+from core.errors import NotFound
+from core.orders.service import BankData, OrdersConfig
+from core.uploads.store import ContentStore
 
 
 def enablement_config(container: Container) -> EnablementConfig:
@@ -19,3 +23,40 @@ def api_actor(principal: Principal) -> Actor:
 
 def cli_actor(user: str) -> Actor:
     return Actor(ActorKind.STAFF, f"cli:{user}", Driver.CLI, user)
+
+
+def business_calendar(container: Container) -> BusinessCalendar:
+    s = container.settings
+    from datetime import date, time
+
+    return BusinessCalendar(
+        tz=s.business_time_zone,
+        office_start=time(s.office_hours[0]),
+        office_end=time(s.office_hours[1] % 24) if s.office_hours[1] < 24 else time(23, 59, 59),
+        extra_holidays=frozenset(date.fromisoformat(d) for d in s.extra_holidays),
+    )
+
+
+def orders_config(container: Container) -> OrdersConfig:
+    s = container.settings
+    return OrdersConfig(
+        mail_from=s.mail_from,
+        mail_domain=s.mail_domain,
+        slack_enabled=s.slack_enabled,
+        bank=BankData(s.bank_beneficiary, s.bank_name, s.bank_clabe),
+        calendar=business_calendar(container),
+        sla_hours=s.review_sla_hours,
+        reminder_fraction=s.review_reminder_fraction,
+    )
+
+
+def file_store(container: Container) -> ContentStore:
+    return ContentStore(container.settings.data_dir / "files")
+
+
+def require_vendor_scope(principal: Principal, vendor_id: int) -> None:
+    """Staff may act for any vendor; a vendor token only for itself (404 otherwise: nothing leaks)."""
+    if principal.is_staff:
+        return
+    if principal.vendor_id != vendor_id:
+        raise NotFound("No se encontró el recurso.")

@@ -86,6 +86,16 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     # support desk webhook
     ticket_webhook_secret: str = field(default="", repr=False)
+    # stamp packages: bank transfer data, review SLA, business calendar, uploads
+    bank_beneficiary: str = "Portal de Proveedores, S.A. de C.V."
+    bank_name: str = "BBVA México"
+    bank_clabe: str = "012180001234567899"
+    business_time_zone: str = "America/Mexico_City"
+    office_hours: tuple[int, int] = (9, 18)
+    extra_holidays: tuple[str, ...] = ()
+    review_sla_hours: int = 24
+    review_reminder_fraction: float = 0.75
+    proof_max_bytes: int = 10 * 1024 * 1024
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -285,6 +295,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             d.job_retention_days,
         ),
         **_mail_settings(env, d),
+        **_orders_settings(env, d),
         **_slack_settings(env, d),
     )
 
@@ -400,5 +411,84 @@ def _slack_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
     if raw("SLACK_API_URL"):
         out["slack_api_url"] = _url(
             PREFIX + "SLACK_API_URL", raw("SLACK_API_URL"), ("http", "https"), "https://slack.com/api/"
+        )
+    return out
+
+
+def clabe_check_digit(first17: str) -> int:
+    weights = (3, 7, 1)
+    total = sum((int(ch) * weights[i % 3]) % 10 for i, ch in enumerate(first17))
+    return (10 - total % 10) % 10
+
+
+def _orders_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
+    def raw(key: str) -> str:
+        return env.get(PREFIX + key, "").strip()
+
+    out: dict[str, Any] = {}
+    for key, attr in (("BANK_BENEFICIARY", "bank_beneficiary"), ("BANK_NAME", "bank_name")):
+        if raw(key):
+            out[attr] = " ".join(raw(key).split())[:200]
+    if raw("BANK_CLABE"):
+        clabe = raw("BANK_CLABE").replace(" ", "")
+        if len(clabe) != 18 or not clabe.isdigit() or clabe_check_digit(clabe[:17]) != int(clabe[17]):
+            raise SettingsError(
+                PREFIX + "BANK_CLABE",
+                "la CLABE debe tener 18 dígitos con dígito verificador válido",
+                "012180001234567899",
+            )
+        out["bank_clabe"] = clabe
+    if raw("BUSINESS_TIME_ZONE"):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(raw("BUSINESS_TIME_ZONE"))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                PREFIX + "BUSINESS_TIME_ZONE", "zona horaria desconocida", "America/Mexico_City"
+            ) from None
+        out["business_time_zone"] = raw("BUSINESS_TIME_ZONE")
+    if raw("OFFICE_HOURS"):
+        example = "09-18"
+        parts = raw("OFFICE_HOURS").replace(":00", "").split("-")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise SettingsError(PREFIX + "OFFICE_HOURS", "use el formato HH-HH", example)
+        start, end = (int(p) for p in parts)
+        if not 0 <= start < end <= 24:
+            raise SettingsError(
+                PREFIX + "OFFICE_HOURS", "la hora de inicio debe ser menor que la de fin (0-24)", example
+            )
+        out["office_hours"] = (start, end)
+    if raw("EXTRA_HOLIDAYS"):
+        from datetime import date
+
+        days = []
+        for item in raw("EXTRA_HOLIDAYS").split(","):
+            try:
+                days.append(date.fromisoformat(item.strip()).isoformat())
+            except ValueError:
+                raise SettingsError(
+                    PREFIX + "EXTRA_HOLIDAYS", f"fecha inválida {item.strip()!r}", "2026-12-24,2026-12-31"
+                ) from None
+        out["extra_holidays"] = tuple(days)
+    if raw("REVIEW_SLA_HOURS"):
+        out["review_sla_hours"] = _int(
+            PREFIX + "REVIEW_SLA_HOURS", raw("REVIEW_SLA_HOURS"), minimum=1, maximum=720, example="24"
+        )
+    if raw("REVIEW_REMINDER_FRACTION"):
+        out["review_reminder_fraction"] = _float(
+            PREFIX + "REVIEW_REMINDER_FRACTION",
+            raw("REVIEW_REMINDER_FRACTION"),
+            minimum=0.05,
+            maximum=0.99,
+            example="0.75",
+        )
+    if raw("PROOF_MAX_BYTES"):
+        out["proof_max_bytes"] = _int(
+            PREFIX + "PROOF_MAX_BYTES",
+            raw("PROOF_MAX_BYTES"),
+            minimum=1024,
+            maximum=100 * 1024 * 1024,
+            example="10485760",
         )
     return out

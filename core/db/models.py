@@ -8,6 +8,10 @@ from core.enablement import models as enablement_models
 from core.inbox import models as inbox_models
 from core.jobs import models as job_models
 from core.notifications import models as notification_models
+from core.orders import models as order_models
+from core.stamps import models as stamp_models
+from core.uploads import models as upload_models
+from core.vendors import models as vendor_models
 
 __all__ = [
     "Base",
@@ -17,5 +21,9 @@ __all__ = [
     "inbox_models",
     "job_models",
     "notification_models",
+    "order_models",
+    "stamp_models",
+    "upload_models",
+    "vendor_models",
     "token_models",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.uploads import ContentStore
-from tests.unit.uploads.upload_samples import make_image, make_pdf
+from tests.support.samples import make_image, make_pdf
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.uploads import ContentType, UploadError, check_logo, safe_display_name
-from tests.unit.uploads.upload_samples import (
+from tests.support.samples import (
     SVG,
     make_image,
     make_jpeg_with_header,

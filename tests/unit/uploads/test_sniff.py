@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from core.uploads import ContentType, UploadError, sniff_bytes
 from core.uploads.sniff import describe_allowed
-from tests.unit.uploads.upload_samples import (
+from tests.support.samples import (
     HTML,
     SVG,
     make_image,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.uploads import ContentStore, ContentType, StoredFile, UploadError
-from tests.unit.uploads.upload_samples import HTML, make_image, make_pdf, make_zip
+from tests.support.samples import HTML, make_image, make_pdf, make_zip
 
 MB = 1024 * 1024
 

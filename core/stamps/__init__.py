@@ -1,0 +1,1 @@
+"""Stamp plans and the append-only ledger that explains every change of balance."""
