@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import psutil
 from imapclient import IMAPClient
 
 DOVECOT_CANDIDATES = ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot")
@@ -47,6 +48,13 @@ def dovecot_unavailable_reason() -> str | None:
     if find_dovecot() is None:
         return "dovecot is not installed (apt-get install dovecot-imapd)"
     return None
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _free_port() -> int:
@@ -90,6 +98,11 @@ service imap-login {{
   }}
   inet_listener imaps {{
     port = 0
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 service pop3-login {{
@@ -215,6 +228,11 @@ class DovecotServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        # Dovecot's master leaves its children (imap sessions, log, stats) running when it stops:
+        # end them too, by pid, so a restart really drops the clients' connections.
+        children: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(proc.pid).children(recursive=True)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -224,6 +242,13 @@ class DovecotServer:
                 proc.wait(5)
         if proc.stderr is not None:
             proc.stderr.close()
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        deadline = time.monotonic() + 5
+        while children and time.monotonic() < deadline:
+            children = [c for c in children if _alive(c)]
+            time.sleep(0.01)
         # the master's children go away with it; wait until the port is free again
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -259,7 +284,7 @@ class DovecotServer:
         user = user or self.default_user
         imap = IMAPClient(self.host, port=self.port, ssl=False, timeout=30)
         try:
-            imap.login(user, self.users[user])
+            imap.plain_login(user, self.users[user])
             yield imap
         finally:
             with contextlib.suppress(Exception):
@@ -332,7 +357,7 @@ class DovecotServer:
                     imap.logout()
                     self._reset_index(mailbox, user)
                     imap = IMAPClient(self.host, port=self.port, ssl=False, timeout=30)
-                    imap.login(user or self.default_user, self.users[user or self.default_user])
+                    imap.plain_login(user or self.default_user, self.users[user or self.default_user])
                 else:
                     imap.delete_folder(mailbox)
                     imap.create_folder(mailbox)

@@ -20,7 +20,7 @@ from aiohttp import web
 @dataclass
 class OAuthServerState:
     client_id: str = "timbrado-test"
-    client_secret: str = "secreto-de-cliente"  # noqa: S105 - test fixture value
+    client_secret: str = "secreto-de-cliente"
     #: refresh token -> e-mail address (user) it grants access for
     refresh_tokens: dict[str, str] = field(default_factory=dict)
     #: access token -> (user, expires at monotonic time)
