@@ -287,23 +287,26 @@ class Listeners:
 
     # ------------------------------------------------------------------ slash command
     async def command(self, ack: Ack, command: dict[str, Any]) -> None:
+        async def reply(ack: Ack, *, text: str, blocks: list[b.Block] | None = None) -> None:
+            await ack(text=text, blocks=blocks, response_type="ephemeral")
+
         text = " ".join(str(command.get("text") or "").split())
         verb, _, rest = text.partition(" ")
         verb = verb.lower()
         if verb in ("ayuda", "help", "?"):
-            await ack(text=b.HELP_TEXT, blocks=[b.section(b.HELP_TEXT)])
+            await reply(ack, text=b.HELP_TEXT, blocks=[b.section(b.HELP_TEXT)])
             return
         access = await self.bot.authorizer.check(str(command.get("user_id") or ""))
         if access is not Access.ALLOWED:
-            await ack(text=refusal(access))
+            await reply(ack, text=refusal(access))
             return
         if verb not in ("", "pendientes", "buscar"):
-            reply = f"No reconozco «{b.escape(b.clip(verb, 40))}».\n\n{b.HELP_TEXT}"
-            await ack(text=reply, blocks=[b.section(reply)])
+            unknown = f"No reconozco «{b.escape(b.clip(verb, 40))}».\n\n{b.HELP_TEXT}"
+            await reply(ack, text=unknown, blocks=[b.section(unknown)])
             return
         query = rest.strip()[:MAX_QUERY]
         if verb == "buscar" and not query:
-            await ack(text="Escribe qué buscar: `/timbrado buscar <cliente, RFC, ticket o correo>`.")
+            await reply(ack, text="Escribe qué buscar: `/timbrado buscar <cliente, RFC, ticket o correo>`.")
             return
         try:
             async with asyncio.timeout(DECISION_TIMEOUT):
@@ -319,10 +322,10 @@ class Listeners:
                             "No hay solicitudes pendientes.",
                         )
         except TimeoutError:
-            await ack(text=SLOW_TEXT)
+            await reply(ack, text=SLOW_TEXT)
             return
         listing = b.request_list(title, views, empty=empty, total=total)
-        await ack(text=b.clip(title, 150), blocks=listing)
+        await reply(ack, text=b.clip(title, 150), blocks=listing)
 
     # ------------------------------------------------------------------ events
     async def home_opened(self, event: dict[str, Any]) -> None:
@@ -355,6 +358,6 @@ def create_bolt_app(bot: SlackBot) -> AsyncApp:
 
     @app.error
     async def on_error(error: Exception) -> None:
-        log.error("Slack listener failed: %s", type(error).__name__)
+        log.error("Slack listener failed: %s", type(error).__name__, exc_info=error)
 
     return app
