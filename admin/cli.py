@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from admin import cli_enablement
+from admin import cli_enablement, cli_orders
 from admin.container import Container, build_container
 from admin.serve import StartupError, serve
 from core.auth import tokens
@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     jp.add_argument("count", type=int, nargs="?", default=1)
     jp.set_defaults(fn=cmd_jobs_ping)
     cli_enablement.register(sub)
+    cli_orders.register(sub)
     return p
 
 

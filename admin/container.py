@@ -63,7 +63,19 @@ class Container:
             if purged:
                 log.info("purged %d finished jobs older than %d days", purged, self.settings.job_retention_days)
 
-        return [PeriodicTask("purge-old-jobs", 3600.0, purge_old_jobs)]
+        async def review_sla() -> None:
+            from admin.deps import orders_config
+            from core.orders.service import sla_sweep
+
+            async with self.db.transaction() as session:
+                reminders, escalations = await sla_sweep(session, cfg=orders_config(self), now=self.clock.now())
+            if reminders or escalations:
+                log.info("review SLA: %d reminders, %d escalations queued", reminders, escalations)
+
+        return [
+            PeriodicTask("purge-old-jobs", 3600.0, purge_old_jobs),
+            PeriodicTask("review-sla", 60.0, review_sla),
+        ]
 
     async def aclose(self) -> None:
         await self.db.dispose()
