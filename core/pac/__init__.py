@@ -1,0 +1,1 @@
+"""PAC adapters behind one port (:class:`core.pac.base.Pac`): the built-in sandbox, Finkok, SW Sapien."""
