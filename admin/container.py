@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -13,6 +15,9 @@ from core.db.engine import Database, create_engine
 from core.jobs import builtin, queue
 from core.jobs.worker import Handler, Worker, WorkerConfig
 from core.locks import SingletonLock, singleton_lock
+from core.sat.trust import SatTrust, load_ca_files
+from core.secrets.box import SecretBox
+from core.secrets.keys import Keyring, load_or_create_keyfile
 from core.scheduler import PeriodicTask
 from core.settings import Settings
 
@@ -29,6 +34,7 @@ class Container:
     clock: Clock
     metrics: Metrics
     handlers: dict[str, Handler] = field(default_factory=dict)
+    _box: SecretBox | None = field(default=None, repr=False)
     slack: SlackBot | None = None  # --- Slack (bot/): set when settings.slack_enabled
 
     def worker_config(self) -> WorkerConfig:
@@ -51,6 +57,28 @@ class Container:
             name=name,
             observer=self.metrics.observe_job,
         )
+
+    def secret_box(self) -> SecretBox:
+        """The box that encrypts CSD keys at rest (keys from settings, else a key file in the data dir)."""
+        if self._box is None:
+            if self.settings.secret_keys:
+                keyring = Keyring.parse(self.settings.secret_keys)
+            else:
+                result = load_or_create_keyfile(self.settings.data_dir)
+                if result.generated:
+                    log.warning(
+                        "generated a new secret key in %s: back it up, or set TIMBRADO_SECRET_KEYS in production",
+                        result.path,
+                    )
+                keyring = result.keyring
+            self._box = SecretBox(keyring)
+        return self._box
+
+    def sat_trust(self) -> SatTrust:
+        cas: tuple[Any, ...] = ()
+        if self.settings.sat_ca_dir:
+            cas = load_ca_files(sorted(Path(self.settings.sat_ca_dir).glob("*")))
+        return SatTrust(sandbox=self.settings.sat_sandbox, production_cas=cas, trust_sat_names=not cas)
 
     def lock(self, duty: str) -> SingletonLock:
         return singleton_lock(self.db.engine, self.settings.data_dir, duty)

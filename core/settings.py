@@ -96,6 +96,10 @@ class Settings:
     review_sla_hours: int = 24
     review_reminder_fraction: float = 0.75
     proof_max_bytes: int = 10 * 1024 * 1024
+    # tax credentials
+    secret_keys: str = field(default="", repr=False)
+    sat_sandbox: bool = True
+    sat_ca_dir: str = ""
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -296,6 +300,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         **_mail_settings(env, d),
         **_orders_settings(env, d),
+        **_credential_settings(env, d),
         **_slack_settings(env, d),
     )
 
@@ -491,4 +496,31 @@ def _orders_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
             maximum=100 * 1024 * 1024,
             example="10485760",
         )
+    return out
+
+
+def _credential_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
+    def raw(key: str) -> str:
+        return env.get(PREFIX + key, "").strip()
+
+    out: dict[str, Any] = {}
+    if raw("SECRET_KEYS"):
+        from core.secrets.errors import SecretError
+        from core.secrets.keys import Keyring
+
+        try:
+            Keyring.parse(raw("SECRET_KEYS"))
+        except SecretError as exc:
+            raise SettingsError(PREFIX + "SECRET_KEYS", exc.message, "k2:<44 caracteres base64>,k1:<...>") from None
+        out["secret_keys"] = raw("SECRET_KEYS")
+    if raw("SAT_SANDBOX"):
+        value = raw("SAT_SANDBOX").lower()
+        if value not in ("true", "false", "1", "0", "yes", "no", "si", "sí"):
+            raise SettingsError(PREFIX + "SAT_SANDBOX", "use true o false", "false")
+        out["sat_sandbox"] = value in ("true", "1", "yes", "si", "sí")
+    if raw("SAT_CA_DIR"):
+        path = Path(raw("SAT_CA_DIR")).expanduser()
+        if not path.is_dir():
+            raise SettingsError(PREFIX + "SAT_CA_DIR", f"no existe el directorio {str(path)!r}", "/etc/timbrado/sat-ca")
+        out["sat_ca_dir"] = str(path)
     return out

@@ -8,7 +8,6 @@ private key, and dropped; the CSD key is stored only encrypted with the service'
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -252,13 +251,6 @@ def _settings_view(row: CfdiSettings) -> CfdiSettingsView:
     )
 
 
-RepsExist = Callable[[AsyncSession, int], Awaitable[bool]]
-
-
-async def _no_reps(session: AsyncSession, vendor_id: int) -> bool:
-    return False
-
-
 async def set_cfdi_settings(
     session: AsyncSession,
     vendor_id: int,
@@ -274,7 +266,7 @@ async def set_cfdi_settings(
         valid = validate_cfdi_settings(
             data,
             current_next_folio=row.next_folio if row else None,
-            reps_exist=await reps_exist(session, vendor_id) if row else False,
+            reps_exist=row is not None and row.next_folio > row.folio_start,
         )
     except ValidationErrors as exc:
         raise Invalid(
@@ -296,7 +288,7 @@ async def set_cfdi_settings(
     else:
         before = {"lugar_expedicion": row.lugar_expedicion, "serie": row.serie, "next_folio": row.next_folio}
         row.lugar_expedicion, row.time_zone, row.serie = valid.lugar_expedicion, valid.time_zone, valid.serie
-        row.next_folio = valid.folio_inicial
+        row.next_folio = row.folio_start = valid.folio_inicial
         row.updated_at = now
     await session.flush()
     await record(

@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('time_zone', sa.String(length=60), nullable=False),
     sa.Column('serie', sa.String(length=25), nullable=False),
     sa.Column('next_folio', sa.BigInteger(), nullable=False),
+    sa.Column('folio_start', sa.BigInteger(), nullable=False),
     sa.Column('logo_sha256', sa.String(length=64), nullable=True),
     sa.Column('logo_content_type', sa.String(length=40), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
