@@ -258,8 +258,8 @@ async def set_cfdi_settings(
     *,
     actor: Actor,
     now: datetime,
-    reps_exist: RepsExist = _no_reps,
 ) -> CfdiSettingsView:
+    """Save Datos del CFDI.  Once a folio has been used (a REP exists) the folio can only move forward."""
     await _vendor(session, vendor_id)
     row = await session.get(CfdiSettings, vendor_id, with_for_update=True)
     try:
