@@ -1,0 +1,1 @@
+"""The service contract and privacy notice: versioned documents, e.firma signature, verification."""
