@@ -9,6 +9,7 @@ from core.inbox import models as inbox_models
 from core.jobs import models as job_models
 from core.notifications import models as notification_models
 from core.orders import models as order_models
+from core.stamping import models as stamping_models
 from core.stamps import models as stamp_models
 from core.uploads import models as upload_models
 from core.vendors import models as vendor_models
@@ -23,6 +24,7 @@ __all__ = [
     "notification_models",
     "order_models",
     "stamp_models",
+    "stamping_models",
     "upload_models",
     "vendor_models",
     "token_models",

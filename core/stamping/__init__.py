@@ -1,0 +1,1 @@
+"""Stamping of payment complements (REP): invoices, payments, the stamp pipeline, cancellation."""
