@@ -59,7 +59,12 @@ from core.pac.base import (
     StampResult,
     check_cancel_request,
 )
-from core.pac.cancellation import CancelRequest, build_signed_cancellation, verify_signed_cancellation
+from core.pac.cancellation import (
+    CancelRequest,
+    build_signed_cancellation,
+    read_cancellation,
+    verify_signed_cancellation,
+)
 from core.pac.sandbox_store import CancellationRecord, MemorySandboxStore, SandboxStore, StampRecord
 from core.sat.certificate import SatCertificate
 from core.sat.credentials import Credential, CredentialUse, kind_problem
@@ -313,7 +318,22 @@ class SandboxPac:
         *,
         credential: Credential,
     ) -> CancelResult:
+        check_cancel_request(uuid, motivo, folio_sustitucion)
+        signed = build_signed_cancellation(
+            CancelRequest(uuid, rfc_emisor, motivo, folio_sustitucion, self._clock.now()), credential
+        )
+        return await self.receive_cancellation(signed)
+
+    async def receive_cancellation(self, signed_xml: bytes) -> CancelResult:
+        """What SAT does with a signed ``Cancelacion`` (also used by the fake Finkok and SW servers)."""
         await self._network()
+        try:
+            valid = verify_signed_cancellation(signed_xml)
+        except UnsafeXml:
+            valid = False
+        if not valid:
+            raise _reject("cancelacion_firma_invalida", "La firma de la solicitud de cancelación no es válida.")
+        rfc_emisor, uuid, motivo, folio_sustitucion, certificate_b64 = read_cancellation(signed_xml)
         check_cancel_request(uuid, motivo, folio_sustitucion)
         now = self._clock.now()
         record = await self._store.get(uuid)
@@ -321,7 +341,7 @@ class SandboxPac:
             raise _reject("205", "UUID no encontrado: este PAC no timbró el comprobante.")
         if record.rfc_emisor != rfc_emisor:
             raise _reject("203", "El UUID no corresponde al RFC del emisor.")
-        self._check_cancel_credential(credential, rfc_emisor, now)
+        self._check_cancel_certificate(certificate_b64, rfc_emisor, now)
         if folio_sustitucion is not None:
             substitute = await self._store.get(folio_sustitucion)
             if substitute is None or substitute.rfc_emisor != rfc_emisor:
@@ -333,9 +353,6 @@ class SandboxPac:
         if existing is not None and existing.status is not CancelStatus.REJECTED:
             refreshed = await self._refresh(existing, now)
             return self._cancel_result(refreshed, raw="202", message="El comprobante ya tenía una solicitud.")
-        signed = build_signed_cancellation(CancelRequest(uuid, rfc_emisor, motivo, folio_sustitucion, now), credential)
-        if not verify_signed_cancellation(signed):  # the same check SAT makes on the request
-            raise _reject("cancelacion_firma_invalida", "La firma de la solicitud de cancelación no es válida.")
         status = CancelStatus.PENDING_ACCEPTANCE if self._needs_acceptance(record, now) else CancelStatus.CANCELLED
         cancellation = CancellationRecord(
             uuid=record.uuid,
@@ -348,8 +365,13 @@ class SandboxPac:
         await self._store.put_cancellation(cancellation)
         return self._cancel_result(cancellation, raw="201", message="Solicitud de cancelación recibida.")
 
-    def _check_cancel_credential(self, credential: Credential, rfc_emisor: str, now: datetime) -> None:
-        certificate = credential.certificate
+    def _check_cancel_certificate(self, certificate_b64: str, rfc_emisor: str, now: datetime) -> None:
+        try:
+            certificate = SatCertificate.load(certificate_b64.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise _reject(
+                "cancelacion_certificado", "El certificado de la solicitud de cancelación no es válido."
+            ) from None
         if certificate.rfc.value != rfc_emisor:
             raise _reject("203", "El certificado no corresponde al RFC del emisor.")
         problem = issuer_problem(certificate, self._trust, now) or certificate.validity_problem(now)

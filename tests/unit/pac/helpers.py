@@ -10,6 +10,7 @@ from core.cfdi.builder import build_rep
 from core.cfdi.signing import RsaSigner
 from core.clock import FrozenClock
 from core.pac.sandbox import AcceptancePolicy, SandboxIdentity, SandboxPac
+from core.pac.sandbox_store import MemorySandboxStore
 from core.sat.credentials import Credential
 from core.sat.trust import SatTrust
 from tests.support.certs import IssuedCredential, TestCa, pooled_key
@@ -67,7 +68,13 @@ def sandbox(
     acceptance: AcceptancePolicy = AcceptancePolicy.SAT_RULES,
     latency: float = 0.0,
     trust: SatTrust | None = None,
+    store: MemorySandboxStore | None = None,
 ) -> SandboxPac:
     return SandboxPac(
-        identity().signer(), clock=clock or FrozenClock(NOW), acceptance=acceptance, latency=latency, trust=trust
+        identity().signer(),
+        clock=clock or FrozenClock(NOW),
+        acceptance=acceptance,
+        latency=latency,
+        trust=trust,
+        store=store,
     )
