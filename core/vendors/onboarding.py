@@ -282,6 +282,7 @@ async def set_cfdi_settings(
             time_zone=valid.time_zone,
             serie=valid.serie,
             next_folio=valid.folio_inicial,
+            folio_start=valid.folio_inicial,
             updated_at=now,
         )
         session.add(row)
