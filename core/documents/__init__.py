@@ -1,0 +1,1 @@
+"""Printed documents (PDF): the representación impresa of a stamped REP and shared helpers."""
