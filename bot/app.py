@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -30,16 +30,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("timbrado.bot")
 
 Ack = Callable[..., Awaitable[Any]]
-#: Decisions must leave room to acknowledge within Slack's 3 seconds.
-DECISION_TIMEOUT = 2.5
+T = TypeVar("T")
+#: How long a click waits for its decision before acknowledging anyway.  Slack wants an answer within
+#: 3 s; a decision still running when the budget is spent goes on (it is never cancelled) and its
+#: result reaches the person as an ephemeral message.
+ACK_BUDGET = 0.1
+#: With more decisions than this already running, a click is acknowledged at once: under a burst the
+#: wait would only add queueing delay to every response.
+BUSY_DECISIONS = 4
+#: Decisions run at most this many at a time per process: a burst of clicks then queues cheaply
+#: instead of flooding the event loop (and the connection pool) and delaying every acknowledgement.
+DECISION_CONCURRENCY = 4
+#: Reads for the slash command must answer within Slack's 3 s.
+READ_TIMEOUT = 2.5
+#: App Home refreshes after decisions are coalesced per user over this many seconds.
+HOME_DEBOUNCE = 0.5
 LIST_LIMIT = 20
 HOME_LIMIT = 30
 MAX_QUERY = 200
 
-SLOW_TEXT = (
-    "La operación tardó demasiado y no se pudo confirmar. Revisa la tarjeta en unos segundos; "
-    "si no cambió, inténtalo de nuevo (repetirla no decide dos veces)."
-)
+SLOW_READ_TEXT = "La consulta tardó demasiado; inténtalo de nuevo en un momento."
 ERROR_TEXT = "Ocurrió un error interno; inténtalo de nuevo en un momento."
 EMPTY_REASON_TEXT = "Escribe el motivo del rechazo; se enviará al solicitante."
 
@@ -79,8 +89,13 @@ def refusal(access: Access) -> str:
 class Listeners:
     """The behaviour behind each Slack interaction, independent of how requests arrive."""
 
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: SlackBot, *, ack_budget: float = ACK_BUDGET, home_debounce: float = HOME_DEBOUNCE) -> None:
         self.bot = bot
+        self.ack_budget = ack_budget
+        self.home_debounce = home_debounce
+        self._home_pending: dict[str, asyncio.Task[None]] = {}
+        self._running: set[asyncio.Task[Any]] = set()
+        self._slots = asyncio.Semaphore(DECISION_CONCURRENCY)
 
     # ------------------------------------------------------------------ replies
     async def tell(self, body: Mapping[str, Any], text: str, *, channel: str | None = None) -> None:
@@ -112,30 +127,62 @@ class Listeners:
         except Exception:
             log.exception("could not build the App Home of %s", user_id)
 
+    def refresh_home_soon(self, user_id: str) -> None:
+        """Refresh a user's App Home shortly; many decisions in a row cause one views.publish."""
+        if not user_id or user_id in self._home_pending:
+            return
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(self.home_debounce)
+            finally:
+                self._home_pending.pop(user_id, None)
+            await self.publish_home(user_id)
+
+        self._home_pending[user_id] = asyncio.create_task(later())
+
     async def _resolved_by_me(self, request_id: int, label: str) -> bool:
         async with self.bot.db.transaction() as session:
             view = await service.get_request(session, request_id)
         return view.decided_by == label and view.decided_via == "slack"
 
-    async def _run_decision(
+    async def _decision(
         self, request: AsyncBoltRequest, request_id: int, label: str, decide: Callable[[], Awaitable[str]]
     ) -> tuple[str | None, bool]:
         """Run ``decide`` (which returns the text to show).  Returns (text or None for silence, decided)."""
         try:
-            async with asyncio.timeout(DECISION_TIMEOUT):
-                return await decide(), True
+            return await decide(), True
         except AlreadyResolved as exc:
             if is_retry(request) and await self._resolved_by_me(request_id, label):
                 return None, False  # Slack re-delivered a click that already decided: say nothing twice
             return exc.message, False
         except DomainError as exc:
             return exc.message, False
-        except TimeoutError:
-            log.warning("decision on request %s took longer than %.1f s", request_id, DECISION_TIMEOUT)
-            return SLOW_TEXT, False
         except Exception:
             log.exception("decision on request %s failed", request_id)
             return ERROR_TEXT, False
+
+    async def _decide_then_ack(
+        self, ack: Ack, request: AsyncBoltRequest, request_id: int, label: str, decide: Callable[[], Awaitable[str]]
+    ) -> tuple[str | None, bool]:
+        """Decide in the database, acknowledging as soon as it is done or the budget is spent."""
+        task = self._start(self._limited(self._decision(request, request_id, label, decide)))
+        await asyncio.wait({task}, timeout=self._budget())
+        await ack()
+        return await task
+
+    async def _limited(self, decision: Awaitable[T]) -> T:
+        async with self._slots:
+            return await decision
+
+    def _budget(self) -> float:
+        return self.ack_budget if len(self._running) <= BUSY_DECISIONS else 0.0
+
+    def _start(self, decision: Awaitable[T]) -> asyncio.Task[T]:
+        task: asyncio.Task[T] = asyncio.ensure_future(decision)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
 
     async def _staff_or_refuse(self, ack: Ack, body: Mapping[str, Any]) -> bool:
         user_id, _ = user_of(body)
@@ -167,8 +214,7 @@ class Listeners:
                 )
             return b.verify_feedback(result.request, result.has_proveedores_plus)
 
-        text, _ = await self._run_decision(request, request_id, actor.label, decide)
-        await ack()
+        text, _ = await self._decide_then_ack(ack, request, request_id, actor.label, decide)
         if text:
             await self.tell(body, text)
 
@@ -193,12 +239,11 @@ class Listeners:
             prefix = ":white_check_mark: " if result.approved else ":x: "
             return prefix + b.escape(result.message)
 
-        text, decided = await self._run_decision(request, request_id, actor.label, decide)
-        await ack()
+        text, decided = await self._decide_then_ack(ack, request, request_id, actor.label, decide)
         if text:
             await self.tell(body, text)
         if decided:
-            await self.publish_home(user_id)
+            self.refresh_home_soon(user_id)
 
     async def reject_clicked(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         # Acknowledge at once: the modal is opened with a Web API call that must follow the click.
@@ -259,31 +304,44 @@ class Listeners:
             await ack(response_action="errors", errors={b.REASON_BLOCK: EMPTY_REASON_TEXT})
             return
         actor = self.bot.actor(user_id, name)
-        try:
-            async with asyncio.timeout(DECISION_TIMEOUT):
+
+        async def decide() -> tuple[str, str]:
+            """(outcome, text): outcome is "rejected", "silent", "resolved", "invalid" or "error"."""
+            try:
                 async with self.bot.db.transaction() as session:
                     decided = await service.reject(
                         session, request_id, reason=reason, actor=actor, cfg=self.bot.cfg, now=self.bot.clock.now()
                     )
-        except AlreadyResolved as exc:
-            if is_retry(request) and await self._resolved_by_me(request_id, actor.label):
-                await ack()
+                return "rejected", f":no_entry: Rechazaste la solicitud {decided.ticket}."
+            except AlreadyResolved as exc:
+                if is_retry(request) and await self._resolved_by_me(request_id, actor.label):
+                    return "silent", ""
+                return "resolved", exc.message
+            except DomainError as exc:
+                return ("invalid" if exc.code.startswith("reason") else "resolved"), exc.message
+            except Exception:
+                log.exception("rejection of request %s failed", request_id)
+                return "error", ERROR_TEXT
+
+        task = self._start(self._limited(decide()))
+        await asyncio.wait({task}, timeout=self._budget())
+        if not task.done():
+            # Close the modal on time; the outcome follows as an ephemeral message.
+            await ack()
+            outcome, text = await task
+        else:
+            outcome, text = task.result()
+            if outcome == "invalid":
+                await ack(response_action="errors", errors={b.REASON_BLOCK: text})
                 return
-            await ack(response_action="update", view=b.notice_modal("Solicitud resuelta", exc.message))
-            return
-        except DomainError as exc:
-            if exc.code.startswith("reason"):
-                await ack(response_action="errors", errors={b.REASON_BLOCK: exc.message})
-            else:
-                await ack(response_action="update", view=b.notice_modal("Rechazar solicitud", exc.message))
-            return
-        except TimeoutError:
-            await ack(response_action="update", view=b.notice_modal("Rechazar solicitud", SLOW_TEXT))
-            return
-        await ack()
-        if channel:
-            await self.tell(body, f":no_entry: Rechazaste la solicitud {decided.ticket}.", channel=channel)
-        await self.publish_home(user_id)
+            if outcome in ("resolved", "error"):
+                await ack(response_action="update", view=b.notice_modal("Rechazar solicitud", text))
+                return
+            await ack()
+        if text and outcome != "silent":
+            await self.tell(body, text, channel=channel or None)
+        if outcome == "rejected":
+            self.refresh_home_soon(user_id)
 
     # ------------------------------------------------------------------ slash command
     async def command(self, ack: Ack, command: dict[str, Any]) -> None:
@@ -309,7 +367,7 @@ class Listeners:
             await reply(ack, text="Escribe qué buscar: `/timbrado buscar <cliente, RFC, ticket o correo>`.")
             return
         try:
-            async with asyncio.timeout(DECISION_TIMEOUT):
+            async with asyncio.timeout(READ_TIMEOUT):
                 async with self.bot.db.transaction() as session:
                     if verb == "buscar":
                         views = await service.list_requests(session, query=query, limit=LIST_LIMIT)
@@ -322,7 +380,7 @@ class Listeners:
                             "No hay solicitudes pendientes.",
                         )
         except TimeoutError:
-            await reply(ack, text=SLOW_TEXT)
+            await reply(ack, text=SLOW_READ_TEXT)
             return
         listing = b.request_list(title, views, empty=empty, total=total)
         await reply(ack, text=b.clip(title, 150), blocks=listing)

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.auth import StaffAuthorizer
@@ -28,12 +29,30 @@ SDK_LOGGER = "timbrado.bot.slack_sdk"
 WEB_TIMEOUT_SECONDS = 10
 
 
-def web_client(settings: Settings, *, timeout: int = WEB_TIMEOUT_SECONDS) -> AsyncWebClient:
+class PooledWebClient(AsyncWebClient):
+    """A Web API client that keeps one connection pool (created on first use, in the running loop)
+    instead of opening a new session and connection for every call."""
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=aiohttp.TCPConnector(limit=100, ssl=self.ssl if self.ssl is not None else True),
+            )
+        return await super().api_call(api_method, **kwargs)
+
+    async def aclose(self) -> None:
+        session, self.session = self.session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+def web_client(settings: Settings, *, timeout: int = WEB_TIMEOUT_SECONDS) -> PooledWebClient:
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     logger = logging.getLogger(SDK_LOGGER)
     if logger.getEffectiveLevel() < logging.INFO:
         logger.setLevel(logging.INFO)
-    return AsyncWebClient(token=settings.slack_bot_token, base_url=base_url, timeout=timeout, logger=logger)
+    return PooledWebClient(token=settings.slack_bot_token, base_url=base_url, timeout=timeout, logger=logger)
 
 
 @dataclass
@@ -66,6 +85,10 @@ class SlackBot:
     @staticmethod
     def actor(user_id: str, display: str = "") -> Actor:
         return Actor(ActorKind.STAFF, f"slack:{user_id}", Driver.SLACK, display or user_id)
+
+    async def aclose(self) -> None:
+        if isinstance(self.client, PooledWebClient):
+            await self.client.aclose()
 
     def __repr__(self) -> str:  # never show tokens, whatever a dataclass would print
         return f"SlackBot(channel={self.channel!r})"
