@@ -106,6 +106,8 @@ class Container:
         ]
 
     async def aclose(self) -> None:
+        if self.slack is not None:  # --- Slack (bot/): close the Web API connection pool
+            await self.slack.aclose()
         await self.db.dispose()
 
 
