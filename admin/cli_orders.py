@@ -12,6 +12,7 @@ from admin.deps import orders_config
 from core.orders import service
 from core.settings import Settings
 from core.stamps import service as stamps
+from core.vendors import onboarding
 from core.vendors import service as vendors
 
 
@@ -152,6 +153,33 @@ def cmd_vendors_show(settings: Settings, args: argparse.Namespace) -> int:
     return _run(settings, run)
 
 
+def cmd_csd_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(c: Container) -> int:
+        async with c.db.session() as session:
+            views = await onboarding.list_csds(session, args.vendor, c.clock.now())
+        if not views:
+            print("(sin certificados)")
+        for v in views:
+            print(
+                f"{v.id:>4}  {v.certificate_number}  {v.rfc:<13}  {v.valid_from:%d/%m/%Y} - {v.valid_until:%d/%m/%Y}  "
+                f"{v.status}"
+            )
+        return 0
+
+    return _run(settings, run)
+
+
+def cmd_secrets_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(c: Container) -> int:
+        box = c.secret_box()
+        async with c.db.transaction() as session:
+            changed = await onboarding.rotate_secrets(session, box)
+        print(f"{changed} llave(s) de CSD cifradas de nuevo con la clave {box.active_key_id}.")
+        return 0
+
+    return _run(settings, run)
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("packages", help="paquetes de timbrado").add_subparsers(
         dest="packages_command", required=True, metavar="ACCIÓN"
@@ -206,3 +234,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     vs = v.add_parser("show", help="datos y planes de un proveedor")
     vs.add_argument("id", type=int)
     vs.set_defaults(fn=cmd_vendors_show)
+
+    cs = sub.add_parser("csd", help="certificados de sello digital").add_subparsers(
+        dest="csd_command", required=True, metavar="ACCIÓN"
+    )
+    cl = cs.add_parser("list", help="certificados de un proveedor (sin llaves)")
+    cl.add_argument("--vendor", type=int, required=True)
+    cl.set_defaults(fn=cmd_csd_list)
+    sc = sub.add_parser("secrets", help="claves de cifrado").add_subparsers(
+        dest="secrets_command", required=True, metavar="ACCIÓN"
+    )
+    sc.add_parser("rotate", help="cifrar de nuevo las llaves de CSD con la clave activa").set_defaults(
+        fn=cmd_secrets_rotate
+    )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from admin.metrics import Metrics
 from core.clock import Clock, SystemClock
@@ -16,9 +15,9 @@ from core.jobs import builtin, queue
 from core.jobs.worker import Handler, Worker, WorkerConfig
 from core.locks import SingletonLock, singleton_lock
 from core.sat.trust import SatTrust, load_ca_files
+from core.scheduler import PeriodicTask
 from core.secrets.box import SecretBox
 from core.secrets.keys import Keyring, load_or_create_keyfile
-from core.scheduler import PeriodicTask
 from core.settings import Settings
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ from admin.container import Container
 from core.audit.service import Actor, ActorKind, Driver
 from core.auth.tokens import Principal
 from core.calendar import BusinessCalendar
+from core.contracts.documents import ServiceProvider
 from core.enablement.service import EnablementConfig
 from core.errors import NotFound
 from core.orders.service import BankData, OrdersConfig
@@ -60,3 +61,10 @@ def require_vendor_scope(principal: Principal, vendor_id: int) -> None:
         return
     if principal.vendor_id != vendor_id:
         raise NotFound("No se encontró el recurso.")
+
+
+def service_provider(container: Container) -> ServiceProvider:
+    s = container.settings
+    return ServiceProvider.create(
+        razon_social=s.provider_name, rfc=s.provider_rfc, direccion=s.provider_address, correo=s.provider_email
+    )

@@ -96,6 +96,11 @@ class Settings:
     review_sla_hours: int = 24
     review_reminder_fraction: float = 0.75
     proof_max_bytes: int = 10 * 1024 * 1024
+    # the service provider named in the contract
+    provider_name: str = "Portal de Proveedores, S.A. de C.V."
+    provider_rfc: str = "PPR010101AB1"
+    provider_address: str = "Av. Paseo de la Reforma 222, Juárez, Cuauhtémoc, 06600, Ciudad de México"
+    provider_email: str = "contratos@portaldeproveedores.mx"
     # tax credentials
     secret_keys: str = field(default="", repr=False)
     sat_sandbox: bool = True
@@ -504,6 +509,14 @@ def _credential_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
         return env.get(PREFIX + key, "").strip()
 
     out: dict[str, Any] = {}
+    for key, attr in (
+        ("PROVIDER_NAME", "provider_name"),
+        ("PROVIDER_RFC", "provider_rfc"),
+        ("PROVIDER_ADDRESS", "provider_address"),
+        ("PROVIDER_EMAIL", "provider_email"),
+    ):
+        if raw(key):
+            out[attr] = " ".join(raw(key).split())[:300]
     if raw("SECRET_KEYS"):
         from core.secrets.errors import SecretError
         from core.secrets.keys import Keyring
