@@ -88,3 +88,20 @@ async def test_when_the_user_group_cannot_be_read_outsiders_are_refused_but_the_
     await slack.click("request.approve", rid, user_id=STAFF)
     await slack.fake.wait_for("chat.postEphemeral", 2)
     assert (await get(slack.container, rid)).status == "enabled"
+
+
+async def test_without_slack_settings_there_is_no_slack_endpoint(database_url: str, tmp_path, clock) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from admin.app import create_app
+    from tests.support.app import container_for, settings_for
+
+    container = container_for(settings_for(database_url, tmp_path), clock)
+    try:
+        assert container.slack is None
+        async with TestClient(TestServer(create_app(container))) as http:
+            req = fake_slack.interaction(approve_payload(1), SECRET)
+            resp = await http.post("/slack/events", data=req.body.encode(), headers=req.headers)
+            assert resp.status == 404
+    finally:
+        await container.aclose()
