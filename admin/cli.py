@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from admin import cli_enablement, cli_orders
+from admin.cli_runtime import run_with_container
 from admin.container import Container, build_container
 from admin.serve import StartupError, serve
 from core.auth import tokens
@@ -33,14 +34,6 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
         print(
             "  ".join(str(r.get(c, "") if r.get(c) is not None else "")[: widths[c]].ljust(widths[c]) for c in columns)
         )
-
-
-async def _with_container(settings: Settings, fn: Callable[[Container], Awaitable[int]]) -> int:
-    container = build_container(settings)
-    try:
-        return await fn(container)
-    finally:
-        await container.aclose()
 
 
 # ---------------------------------------------------------------- commands
@@ -66,7 +59,7 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
         print(f"Base de datos en la revisión {', '.join(sorted(current))}")
         return 0
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run, ensure_schema=False)
 
 
 def cmd_db_current(settings: Settings, args: argparse.Namespace) -> int:
@@ -76,7 +69,7 @@ def cmd_db_current(settings: Settings, args: argparse.Namespace) -> int:
         print(f"actual: {', '.join(sorted(current)) or '(vacía)'}  última: {', '.join(sorted(head))}")
         return 0 if current == head else 1
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run, ensure_schema=False)
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -94,7 +87,7 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
     except tokens.InvalidRole as exc:
         print(f"--role: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run)
 
 
 def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -118,7 +111,7 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 0
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run)
 
 
 def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
@@ -128,7 +121,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
         print("Token revocado." if ok else "No existe un token activo con ese id.", file=sys.stderr)
         return 0 if ok else 1
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run)
 
 
 def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -144,7 +137,7 @@ def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> int:
         print("cola: " + ", ".join(f"{k}={v}" for k, v in depth.items()))
         return 0
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run)
 
 
 def cmd_jobs_retry(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,7 +151,7 @@ def cmd_jobs_retry(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{n} trabajo(s) devuelto(s) a la cola.")
         return 0 if n else 1
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run)
 
 
 def cmd_jobs_ping(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,7 +165,7 @@ def cmd_jobs_ping(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.count} trabajo(s) {builtin.PING} en cola (lote {batch}).")
         return 0
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run)
 
 
 def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -182,7 +175,7 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"reintentos: {stats.failed}  muertos: {stats.dead}")
         return 0
 
-    return asyncio.run(_with_container(settings, run))
+    return run_with_container(settings, run)
 
 
 # ---------------------------------------------------------------- parser

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from admin.container import Container, build_container
+from admin.cli_runtime import run_with_container
+from admin.container import Container
 from admin.deps import cli_actor, enablement_config
 from core.clients import service as clients
 from core.enablement import service
@@ -25,19 +26,8 @@ def _actor(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return cli_actor(getattr(args, "as_user", None) or getpass.getuser())
 
 
-def _run(settings: Settings, fn) -> int:  # type: ignore[no-untyped-def]
-    async def main() -> int:
-        container = build_container(settings)
-        try:
-            result: int = await fn(container)
-            return result
-        except DomainError as exc:
-            print(exc.message, file=sys.stderr)
-            return 1
-        finally:
-            await container.aclose()
-
-    return asyncio.run(main())
+def _run(settings: Settings, fn: Callable[[Container], Awaitable[int]]) -> int:
+    return run_with_container(settings, fn)
 
 
 def _print_request(v: service.RequestView) -> None:

@@ -1,0 +1,44 @@
+"""How every CLI command runs: one container, a current schema, and errors as one clear line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from admin.container import Container, build_container
+from admin.serve import StartupError, prepare_database
+from core.errors import DomainError
+from core.settings import Settings
+
+log = logging.getLogger("timbrado.cli")
+EXIT_USAGE = 2
+
+
+def run_with_container(
+    settings: Settings, fn: Callable[[Container], Awaitable[int]], *, ensure_schema: bool = True
+) -> int:
+    async def main() -> int:
+        container = build_container(settings)
+        try:
+            if ensure_schema and not await prepare_database(container):
+                print("No se pudo conectar con la base de datos; revise TIMBRADO_DATABASE_URL.", file=sys.stderr)
+                return 1
+            return await fn(container)
+        except StartupError as exc:
+            print(f"No se puede continuar: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except DomainError as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.debug("database error", exc_info=True)
+            print(f"Error de la base de datos: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+            return 1
+        finally:
+            await container.aclose()
+
+    return asyncio.run(main())
