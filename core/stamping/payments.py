@@ -345,7 +345,7 @@ async def lines_of(session: AsyncSession, payment_id: int) -> list[tuple[Payment
         .where(PaymentLine.payment_id == payment_id)
         .order_by(PaymentLine.id)
     )
-    return [(line, inv) for line, inv in rows.tuples().all()]
+    return [(line, inv) for line, inv in rows.all()]
 
 
 async def payment_view(session: AsyncSession, payment: Payment, *, with_lines: bool = True) -> PaymentView:
