@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -35,11 +36,29 @@ def test_core_sources_do_not_mention_driver_packages() -> None:
     assert offenders == []
 
 
+def _reads_environment(source: str) -> bool:
+    """True when the code (not its comments or docstrings) touches ``os.environ`` or ``getenv``."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+            alias.name in ("environ", "getenv", "environb") for alias in node.names
+        ):
+            return True
+    return False
+
+
+def test_reads_environment_detects_real_access_only() -> None:
+    assert _reads_environment("import os\nx = os.environ.get('A')")
+    assert _reads_environment("from os import getenv")
+    assert not _reads_environment('"""this module never reads os.environ"""')
+
+
 def test_nothing_but_settings_reads_the_environment() -> None:
     readers = [
         str(p.relative_to(REPO))
         for pkg in ("core", "mail", "bot", "admin")
-        for p in (REPO / pkg).rglob("*.py")
-        if "os.environ" in p.read_text(encoding="utf-8") or "getenv(" in p.read_text(encoding="utf-8")
+        for p in sorted((REPO / pkg).rglob("*.py"))
+        if _reads_environment(p.read_text(encoding="utf-8"))
     ]
     assert readers == ["core/settings.py"]
