@@ -107,6 +107,9 @@ class _BatchOutcome:
 
 
 class ImapSource:
+    DEFAULT_BATCH_MESSAGES = 25
+    DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
+
     def __init__(
         self,
         target: ImapTarget,
@@ -120,8 +123,9 @@ class ImapSource:
         failed_folder: str = "Fallidos",
         idle_seconds: float = 300.0,
         poll_seconds: float = 60.0,
-        batch_messages: int = 25,
-        batch_bytes: int = 4 * 1024 * 1024,
+        batch_messages: int = DEFAULT_BATCH_MESSAGES,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        move_batch: int = 250,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         auth_max_failures: int = 3,
@@ -146,6 +150,7 @@ class ImapSource:
         self.poll_seconds = poll_seconds
         self.batch_messages = max(1, batch_messages)
         self.batch_bytes = batch_bytes
+        self.move_batch = max(1, move_batch)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.auth_max_failures = auth_max_failures
@@ -468,6 +473,7 @@ class ImapSource:
             log.warning("IMAP %s: UID %d (%d bytes) excede el máximo; enviado a cuarentena", mailbox, uid, sizes[uid])
         wanted = [u for u in uids if u in sizes and sizes[u] <= self.max_message_bytes]
         pending: Future[_BatchOutcome] | None = None
+        done: list[int] = []  # recorded, moved to Procesados in few commands (crash-safe: see _pass)
         try:
             for batch in self._batches(wanted, sizes):
                 if self._stop.is_set():
@@ -476,7 +482,7 @@ class ImapSource:
                 if pending is not None:
                     outcome = pending.result()
                     pending = None
-                    handled += self._apply(client, outcome)
+                    handled += self._apply(client, outcome, done)
                     if outcome.halted:
                         return handled
                 items = [(uid, bodies[uid]) for uid in batch if uid in bodies]
@@ -486,12 +492,13 @@ class ImapSource:
             if pending is not None:
                 outcome = pending.result()
                 pending = None
-                handled += self._apply(client, outcome)
+                handled += self._apply(client, outcome, done)
         finally:
             if pending is not None:
                 # the connection failed while the loop was recording: let it finish, then move on
                 with contextlib.suppress(Exception):
                     pending.result()
+            self._flush(client, done, force=True)
         return handled
 
     def _fetch_bodies(self, client: IMAPClient, batch: list[int]) -> dict[int, bytes]:
@@ -503,12 +510,19 @@ class ImapSource:
                 out[int(uid)] = bytes(raw)
         return out
 
-    def _apply(self, client: IMAPClient, outcome: _BatchOutcome) -> int:
-        self._move(client, outcome.processed, self.processed_folder)
-        self.stats.moved_processed += len(outcome.processed)
+    def _apply(self, client: IMAPClient, outcome: _BatchOutcome, done: list[int]) -> int:
+        done.extend(outcome.processed)
         self._move(client, outcome.failed, self.failed_folder)
         self.stats.quarantined += len(outcome.failed)
+        self._flush(client, done)
         return len(outcome.processed) + len(outcome.failed)
+
+    def _flush(self, client: IMAPClient, done: list[int], *, force: bool = False) -> None:
+        if done and (force or len(done) >= self.move_batch):
+            with contextlib.suppress(*CONNECTION_ERRORS) if force else contextlib.nullcontext():
+                self._move(client, done, self.processed_folder)
+                self.stats.moved_processed += len(done)
+            done.clear()
 
     async def _ingest_batch(self, mailbox: str, uidvalidity: int, items: list[tuple[int, bytes]]) -> _BatchOutcome:
         """Runs on the event loop: hand each message to the sink, in UID order."""
