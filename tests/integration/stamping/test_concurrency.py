@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -76,5 +77,5 @@ async def test_concurrent_payments_of_one_invoice_serialise_and_never_go_negativ
         lines = await installments_of(s, invoice_id)
     assert [line.installment for line in lines] == list(range(1, 8))
     assert lines[-1].outstanding_balance == Decimal("110.00")
-    for before, after in zip(lines, lines[1:], strict=False):
+    for before, after in itertools.pairwise(lines):
         assert after.previous_balance == before.outstanding_balance
