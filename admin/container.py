@@ -22,6 +22,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from bot.runtime import SlackBot
+    from core.stamping.runtime import StampingRuntime
 
 log = logging.getLogger("timbrado")
 
@@ -35,6 +36,7 @@ class Container:
     handlers: dict[str, Handler] = field(default_factory=dict)
     _box: SecretBox | None = field(default=None, repr=False)
     slack: SlackBot | None = None  # --- Slack (bot/): set when settings.slack_enabled
+    _stamping: StampingRuntime | None = field(default=None, repr=False)  # --- stamping: built on first use
 
     def worker_config(self) -> WorkerConfig:
         s = self.settings
@@ -79,6 +81,14 @@ class Container:
             cas = load_ca_files(sorted(Path(self.settings.sat_ca_dir).glob("*")))
         return SatTrust(sandbox=self.settings.sat_sandbox, production_cas=cas, trust_sat_names=not cas)
 
+    def stamping(self) -> StampingRuntime:
+        """The PAC (from settings; sandbox identity in the data dir), the stamper and the canceller."""
+        if self._stamping is None:
+            from core.stamping.runtime import build_stamping
+
+            self._stamping = build_stamping(self.settings, self.db, self.clock, self.secret_box(), self.sat_trust())
+        return self._stamping
+
     def lock(self, duty: str) -> SingletonLock:
         return singleton_lock(self.db.engine, self.settings.data_dir, duty)
 
@@ -99,9 +109,34 @@ class Container:
             if reminders or escalations:
                 log.info("review SLA: %d reminders, %d escalations queued", reminders, escalations)
 
+        # --- stamping: deadline warnings, resuming waiting payments, pending cancellations
+        async def rep_deadlines() -> None:
+            from core.stamping.deadlines import DeadlineConfig, deadline_sweep
+
+            s = self.settings
+            cfg = DeadlineConfig(s.mail_from, s.mail_domain, timedelta(days=s.rep_deadline_warning_days))
+            async with self.db.transaction() as session:
+                sent = await deadline_sweep(session, cfg=cfg, now=self.clock.now())
+            if sent:
+                log.info("REP deadlines: %d warnings queued", sent)
+
+        async def rep_resume() -> None:
+            from core.stamping.payments import resume_waiting
+
+            async with self.db.transaction() as session:
+                queued = await resume_waiting(session, now=self.clock.now())
+            if queued:
+                log.info("REP: %d waiting payments queued again", queued)
+
+        async def rep_cancellations() -> None:
+            await self.stamping().canceller.refresh_pending()
+
         return [
             PeriodicTask("purge-old-jobs", 3600.0, purge_old_jobs),
             PeriodicTask("review-sla", 60.0, review_sla),
+            PeriodicTask("rep-deadlines", 3600.0, rep_deadlines),
+            PeriodicTask("rep-resume", 300.0, rep_resume),
+            PeriodicTask("rep-cancellations", 600.0, rep_cancellations),
         ]
 
     async def aclose(self) -> None:
@@ -120,6 +155,11 @@ def build_container(settings: Settings, *, clock: Clock | None = None, metrics: 
         metrics=metrics or Metrics(),
     )
     container.handlers[builtin.PING] = builtin.ping
+    # --- stamping (core/stamping): the PAC is built on the first job, not here
+    container.handlers["rep.stamp"] = lambda ctx: container.stamping().stamper.handle_stamp(ctx)
+    container.handlers["rep.deliver"] = lambda ctx: container.stamping().stamper.handle_deliver(ctx)
+    container.handlers["rep.cancel"] = lambda ctx: container.stamping().canceller.handle_cancel(ctx)
+    # --- end stamping
     # --- Slack (bot/): the Web API client points at settings.slack_api_url; card jobs run in the worker.
     if settings.slack_enabled:
         from bot.runtime import build_slack_bot

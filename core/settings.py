@@ -105,6 +105,19 @@ class Settings:
     secret_keys: str = field(default="", repr=False)
     sat_sandbox: bool = True
     sat_ca_dir: str = ""
+    # --- stamping (core/stamping): PAC selection and credentials, cancellation policy, deadlines
+    pac: str = "sandbox"  # sandbox | finkok | sw
+    pac_user: str = ""  # Finkok username / SW user
+    pac_password: str = field(default="", repr=False)
+    pac_token: str = field(default="", repr=False)  # SW token (instead of user + password)
+    pac_url: str = ""  # override of the PAC's base URL (tests, proxies)
+    pac_test_environment: bool = False  # the PAC's demo hosts
+    pac_timeout_seconds: float = 30.0
+    pac_latency_ms: int = 0  # sandbox only: simulated network latency
+    cancel_stamp_policy: str = "none"  # none | refund | consume
+    invoice_max_bytes: int = 2 * 1024 * 1024
+    rep_deadline_warning_days: int = 3
+    # --- end stamping
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -306,6 +319,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         **_mail_settings(env, d),
         **_orders_settings(env, d),
         **_credential_settings(env, d),
+        **_stamping_settings(env, d),
         **_slack_settings(env, d),
     )
 
@@ -536,4 +550,59 @@ def _credential_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
         if not path.is_dir():
             raise SettingsError(PREFIX + "SAT_CA_DIR", f"no existe el directorio {str(path)!r}", "/etc/timbrado/sat-ca")
         out["sat_ca_dir"] = str(path)
+    return out
+
+
+# --- stamping (core/stamping)
+PAC_NAMES = ("sandbox", "finkok", "sw")
+CANCEL_STAMP_POLICIES = ("none", "refund", "consume")
+
+
+def _stamping_settings(env: Mapping[str, str], d: Settings) -> dict[str, Any]:
+    def raw(key: str) -> str:
+        return env.get(PREFIX + key, "").strip()
+
+    out: dict[str, Any] = {}
+    if raw("PAC"):
+        out["pac"] = _choice(PREFIX + "PAC", raw("PAC").lower(), PAC_NAMES, "sandbox")
+    for key, attr in (("PAC_USER", "pac_user"), ("PAC_PASSWORD", "pac_password"), ("PAC_TOKEN", "pac_token")):
+        if raw(key):
+            out[attr] = raw(key)
+    if raw("PAC_URL"):
+        out["pac_url"] = _url(
+            PREFIX + "PAC_URL", raw("PAC_URL"), ("http", "https"), "https://demo-facturacion.finkok.com"
+        )
+    if raw("PAC_TEST_ENVIRONMENT"):
+        value = raw("PAC_TEST_ENVIRONMENT").lower()
+        if value not in ("true", "false", "1", "0", "yes", "no", "si", "sí"):
+            raise SettingsError(PREFIX + "PAC_TEST_ENVIRONMENT", "use true o false", "true")
+        out["pac_test_environment"] = value in ("true", "1", "yes", "si", "sí")
+    if raw("PAC_TIMEOUT_SECONDS"):
+        out["pac_timeout_seconds"] = _float(
+            PREFIX + "PAC_TIMEOUT_SECONDS", raw("PAC_TIMEOUT_SECONDS"), minimum=1.0, maximum=600.0, example="30"
+        )
+    if raw("PAC_LATENCY_MS"):
+        out["pac_latency_ms"] = _int(
+            PREFIX + "PAC_LATENCY_MS", raw("PAC_LATENCY_MS"), minimum=0, maximum=60000, example="150"
+        )
+    if raw("CANCEL_STAMP_POLICY"):
+        out["cancel_stamp_policy"] = _choice(
+            PREFIX + "CANCEL_STAMP_POLICY", raw("CANCEL_STAMP_POLICY").lower(), CANCEL_STAMP_POLICIES, "none"
+        )
+    if raw("INVOICE_MAX_BYTES"):
+        out["invoice_max_bytes"] = _int(
+            PREFIX + "INVOICE_MAX_BYTES", raw("INVOICE_MAX_BYTES"), minimum=1024, maximum=50 * 1024 * 1024,
+            example="2097152",
+        )  # fmt: skip
+    if raw("REP_DEADLINE_WARNING_DAYS"):
+        out["rep_deadline_warning_days"] = _int(
+            PREFIX + "REP_DEADLINE_WARNING_DAYS", raw("REP_DEADLINE_WARNING_DAYS"), minimum=0, maximum=31, example="3"
+        )
+    pac = out.get("pac", d.pac)
+    if pac == "finkok" and not (out.get("pac_user") and out.get("pac_password")):
+        raise SettingsError(PREFIX + "PAC_USER", "Finkok necesita TIMBRADO_PAC_USER y TIMBRADO_PAC_PASSWORD", "usuario")
+    if pac == "sw" and not (out.get("pac_token") or (out.get("pac_user") and out.get("pac_password"))):
+        raise SettingsError(
+            PREFIX + "PAC_TOKEN", "SW necesita TIMBRADO_PAC_TOKEN o usuario y contraseña", "T2lYQ0t4..."
+        )
     return out

@@ -430,3 +430,32 @@ async def retry_payment(session: AsyncSession, payment_id: int, *, actor: Actor,
     await queue_stamp(session, payment, now=now)
     await record(session, actor=actor, action="payment.retry", subject_type="payment", subject_id=payment.id, at=now)
     return await payment_view(session, payment)
+
+
+#: Waiting reasons that clear by themselves once the vendor completes its setup or buys stamps.
+RESUMABLE = ("sin_saldo", "plan_vencido", "sin_contrato", "sin_csd_vigente", "faltan_datos_cfdi")
+
+
+async def resume_waiting(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
+    """Queue again the payments waiting for a setup step whose vendor is now ready (scheduler)."""
+    from core.vendors.onboarding import readiness
+
+    rows = list(
+        await session.scalars(
+            select(Payment)
+            .where(Payment.status == PaymentStatus.PENDING.value, Payment.waiting_code.in_(RESUMABLE))
+            .order_by(Payment.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    ready: dict[int, bool] = {}
+    queued = 0
+    for payment in rows:
+        if payment.vendor_id not in ready:
+            ready[payment.vendor_id] = (await readiness(session, payment.vendor_id, now)).ready
+        if ready[payment.vendor_id]:
+            payment.waiting_code = None
+            await queue_stamp(session, payment, now=now)
+            queued += 1
+    return queued
