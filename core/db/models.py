@@ -11,6 +11,7 @@ from core.notifications import models as notification_models
 from core.orders import models as order_models
 from core.stamping import models as stamping_models
 from core.stamps import models as stamp_models
+from core.statements import models as statement_models  # noqa: F401  (statements: issue 7)
 from core.uploads import models as upload_models
 from core.vendors import models as vendor_models
 

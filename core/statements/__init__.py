@@ -1,0 +1,1 @@
+"""Estado de cuenta: plan summaries, the REP list, exports, summary e-mails and balance alerts."""

@@ -1,0 +1,195 @@
+"""Exports of the REP list: streamed CSV (UTF-8 with BOM) and XLSX (xlsxwriter, constant memory).
+
+Neither builds the file in memory: rows come from the database in batches (a server-side cursor on
+PostgreSQL) and go straight out (CSV) or to xlsxwriter's row-by-row temporary storage (XLSX).
+Text that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``, tab, CR) is prefixed
+with an apostrophe, in both formats; XLSX text is always written as a string cell, never a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import xlsxwriter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.statements.queries import RepFilter, RepLine, VendorRef, rep_line, rep_query
+
+HEADERS: tuple[str, ...] = (
+    "Fecha de emisión",
+    "No. pago",
+    "Serie/Folio",
+    "RFC receptor",
+    "Receptor",
+    "UUID",
+    "Monto del pago",
+    "Moneda",
+    "Estado",
+)
+COLUMN_WIDTHS: tuple[int, ...] = (16, 10, 16, 16, 44, 38, 18, 8, 30)
+BATCH = 2000
+PROGRESS_EVERY = 10_000
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9Ñ&_-]+")
+
+Progress = Callable[[int], None]
+
+
+def neutralize(value: str) -> str:
+    """Text a spreadsheet must show as text, never evaluate (OWASP CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def export_filename(vendor: VendorRef, filters: RepFilter, fmt: str) -> str:
+    """``estado-de-cuenta_<RFC>_<desde>_<hasta>.<fmt>`` (``inicio``/``hoy`` for an open end)."""
+    rfc = _SAFE_NAME.sub("", vendor.rfc.upper()) or "RFC"
+    start = f"{filters.date_from:%Y%m%d}" if filters.date_from else "inicio"
+    end = f"{filters.date_to:%Y%m%d}" if filters.date_to else "hoy"
+    return f"estado-de-cuenta_{rfc}_{start}_{end}.{fmt}"
+
+
+def _csv_cells(line: RepLine) -> list[str]:
+    return [
+        f"{line.issued_local:%d/%m/%Y}",
+        str(line.payment_id),
+        neutralize(line.serie_folio),
+        neutralize(line.receiver_rfc),
+        neutralize(line.receiver_name),
+        line.uuid or "",
+        f"{line.amount:.2f}",
+        neutralize(line.currency),
+        line.status_label,
+    ]
+
+
+async def iter_lines(
+    session: AsyncSession, vendor: VendorRef, filters: RepFilter, *, batch: int = BATCH
+) -> AsyncIterator[list[RepLine]]:
+    """The filtered REP list in batches, newest first, streamed from the database."""
+    zone = ZoneInfo(vendor.time_zone)
+    stmt = rep_query(vendor.id, filters, vendor.time_zone).execution_options(yield_per=batch)
+    result = await session.stream(stmt)
+    try:
+        async for rows in result.partitions(batch):
+            yield [rep_line(r, zone) for r in rows]
+    finally:
+        await result.close()
+
+
+async def stream_csv(
+    session: AsyncSession, vendor: VendorRef, filters: RepFilter, *, progress: Progress | None = None
+) -> AsyncIterator[bytes]:
+    """CSV chunks: BOM + header, then one chunk per batch of rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(HEADERS)
+    yield ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    count = 0
+    async for lines in iter_lines(session, vendor, filters):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(_csv_cells(line) for line in lines)
+        before = count
+        count += len(lines)
+        if progress and count // PROGRESS_EVERY != before // PROGRESS_EVERY:
+            progress(count)
+        yield buffer.getvalue().encode("utf-8")
+    if progress:
+        progress(count)
+
+
+async def write_csv(
+    session: AsyncSession, vendor: VendorRef, filters: RepFilter, path: Path, *, progress: Progress | None = None
+) -> int:
+    """Write the CSV export to ``path``; returns the number of bytes."""
+    size = 0
+    with path.open("wb") as out:
+        async for chunk in stream_csv(session, vendor, filters, progress=progress):
+            out.write(chunk)
+            size += len(chunk)
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class _Formats:
+    header: Any
+    date: Any
+    money: Any
+    text: Any
+
+
+def _formats(book: xlsxwriter.Workbook) -> _Formats:
+    return _Formats(
+        header=book.add_format({"bold": True, "bg_color": "#DDE5F0", "border": 1}),
+        date=book.add_format({"num_format": "dd/mm/yyyy"}),
+        money=book.add_format({"num_format": "#,##0.00"}),
+        text=book.add_format({}),
+    )
+
+
+async def write_xlsx(
+    session: AsyncSession,
+    vendor: VendorRef,
+    filters: RepFilter,
+    path: Path,
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Write the XLSX export to ``path`` (typed cells, frozen header, widths); returns the row count."""
+    book = xlsxwriter.Workbook(
+        str(path), {"constant_memory": True, "tmpdir": str(path.parent), "strings_to_formulas": False}
+    )
+    try:
+        sheet = book.add_worksheet("Complementos de pago")
+        fmt = _formats(book)
+        for col, width in enumerate(COLUMN_WIDTHS):
+            sheet.set_column(col, col, width)
+        sheet.freeze_panes(1, 0)
+        for col, title in enumerate(HEADERS):
+            sheet.write_string(0, col, title, fmt.header)
+        row = 0
+        async for lines in iter_lines(session, vendor, filters):
+            for line in lines:
+                row += 1
+                sheet.write_datetime(row, 0, line.issued_local, fmt.date)
+                sheet.write_number(row, 1, line.payment_id)
+                sheet.write_string(row, 2, neutralize(line.serie_folio))
+                sheet.write_string(row, 3, neutralize(line.receiver_rfc))
+                sheet.write_string(row, 4, neutralize(line.receiver_name))
+                sheet.write_string(row, 5, line.uuid or "")
+                sheet.write_number(row, 6, float(round(line.amount, 2)), fmt.money)
+                sheet.write_string(row, 7, neutralize(line.currency))
+                sheet.write_string(row, 8, line.status_label)
+                if progress and row % PROGRESS_EVERY == 0:
+                    progress(row)
+        if row:
+            sheet.autofilter(0, 0, row, len(HEADERS) - 1)
+    finally:
+        book.close()
+    if progress:
+        progress(row)
+    return row
+
+
+def parse_day(value: str | None, field_name: str) -> date | None:
+    """``AAAA-MM-DD`` or ``dd/mm/aaaa`` into a date (None when empty)."""
+    from core.errors import Invalid
+
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if "/" in text:
+            day, month, year = (int(p) for p in text.split("/"))
+            return date(year, month, day)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"{field_name}: fecha inválida; use AAAA-MM-DD o dd/mm/aaaa.", code="fecha_invalida") from None
