@@ -70,7 +70,7 @@ log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2 oauthbearer
 auth_cache_size = 0
@@ -97,7 +97,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -151,7 +152,11 @@ class DovecotServer:
         *,
         introspection_url: str = "http://127.0.0.1:9/introspect",
         root: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
+        extra_config: str = "",
     ) -> None:
+        """``tls``: (certificate PEM, key PEM) to also listen with implicit TLS on ``tls_port``;
+        ``extra_config``: appended to dovecot.conf (e.g. ``imap_capability = ...`` to hide IDLE)."""
         exe = find_dovecot()
         if exe is None:
             raise RuntimeError("dovecot is not installed")
@@ -161,6 +166,9 @@ class DovecotServer:
         self.root = root or Path(tempfile.mkdtemp(prefix="timbrado-dovecot-"))
         self._own_root = root is None
         self.port = _free_port()
+        self.tls = tls
+        self.tls_port = _free_port() if tls else 0
+        self.extra_config = extra_config
         self.host = "127.0.0.1"
         self._proc: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
@@ -189,8 +197,13 @@ class DovecotServer:
             (self.root / sub).mkdir(exist_ok=True)
         for sub in ("mail", "home"):
             os.chown(self.root / sub, self.uid, self.gid)
+        ssl = "ssl = no"
+        if self.tls:
+            ssl = f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}"
         self.config_path.write_text(
             _CONFIG.format(
+                ssl=ssl,
+                tls_port=self.tls_port,
                 root=self.root,
                 uid=self.uid,
                 gid=self.gid,
@@ -199,6 +212,8 @@ class DovecotServer:
                 internal_group=self.internal_group,
                 login_user=self.login_user,
             )
+            + self.extra_config
+            + "\n"
         )
         (self.root / "dovecot-oauth2.conf.ext").write_text(_OAUTH2.format(url=self.introspection_url))
         lines = [f"{user}:{{PLAIN}}{password}::::::" for user, password in self.users.items()]

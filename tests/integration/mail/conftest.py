@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -112,13 +113,7 @@ def oauth_server() -> Iterator[OAuthServer]:
 
 @pytest.fixture
 def dovecot(oauth_server: OAuthServer) -> Iterator[DovecotServer]:
-    reason = dovecot_unavailable_reason()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"Dovecot is required in CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    server = DovecotServer({USER: PASSWORD}, introspection_url=oauth_server.introspection_url)
-    server.start()
+    server = start_dovecot(oauth_server)
     try:
         yield server
     finally:
@@ -158,3 +153,67 @@ async def running() -> AsyncIterator[Callable[..., asyncio.Task[None]]]:
 async def stop_task(task: asyncio.Task[None]) -> None:
     task.stop_event.set()  # type: ignore[attr-defined]
     await asyncio.wait_for(task, 30)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.cert))
+        return ctx
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A self-signed certificate for 127.0.0.1 / localhost (its own trust anchor)."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    files = TlsFiles(folder / "cert.pem", folder / "key.pem")
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
+def start_dovecot(oauth_server: OAuthServer, **kwargs: object) -> DovecotServer:
+    reason = dovecot_unavailable_reason()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"Dovecot is required in CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = DovecotServer({USER: PASSWORD}, introspection_url=oauth_server.introspection_url, **kwargs)  # type: ignore[arg-type]
+    server.start()
+    return server

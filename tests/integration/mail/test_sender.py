@@ -48,6 +48,7 @@ class Recorder:
     oauth: OAuthServer | None = None
     auth_seen: list[str] = field(default_factory=list)
     authenticated: list[bool] = field(default_factory=list)
+    tls: list[bool] = field(default_factory=list)
 
     async def handle_RCPT(
         self, server: SMTPServer, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -63,6 +64,7 @@ class Recorder:
         raw = bytes(envelope.original_content or b"")
         self.data_attempts.append(raw)
         self.authenticated.append(bool(session.authenticated))
+        self.tls.append(session.ssl is not None)
         if self.data_codes:
             code = self.data_codes.pop(0)
             if not code.startswith("250"):
@@ -382,3 +384,27 @@ def test_spool_transport_leaves_no_temporary_files(tmp_path: Path) -> None:
     msg.set_content("x")
     asyncio.run(SpoolTransport(tmp_path / "spool").send(msg, email_id=3))
     assert [p.name for p in (tmp_path / "spool").iterdir()] == ["3-a@b.eml"]
+
+
+async def test_starttls_when_the_server_requires_it(
+    database: Database, clock: FrozenClock, tls_files, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls_files.server_context(),
+        require_starttls=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    try:
+        target = SmtpTarget.from_url(f"smtp://{SMTP_USER}@127.0.0.1:{port}?starttls=required", SMTP_PASSWORD)
+        transport = SmtpTransport(target, tls_context=tls_files.client_context())
+        email_id = await add_email(database, clock.now())
+        await make_send_handler(database, settings_for(tmp_path), transport=transport, clock=clock)(ctx(email_id))
+        assert recorder.tls == [True] and recorder.authenticated == [True]
+    finally:
+        controller.stop()
