@@ -12,6 +12,7 @@ from admin.api import CONTAINER_KEY, REQUEST_ID_KEY
 from admin.container import Container
 from admin.errors import MAX_BYTES_KEY, error_middleware
 from admin.routes import clients, contract, jobs, onboarding, orders, requests, system, tickets, tokens
+from admin.routes import stamping as stamping_routes
 from core.logctx import log_context, new_request_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -57,6 +58,7 @@ def create_app(container: Container) -> web.Application:
     orders.setup(app)
     onboarding.setup(app)
     contract.setup(app)
+    stamping_routes.setup(app)
     # --- Slack (bot/): POST /slack/events, signature-checked, when Slack runs over HTTP
     if container.slack is not None and container.settings.slack_signing_secret:
         from bot import http as slack_http

@@ -145,8 +145,9 @@ async def make_world(
     credential: IssuedCredential | None = None,
     cfdi_settings: bool = True,
     pac: SandboxPac | None = None,
+    box: SecretBox | None = None,
 ) -> World:
-    box = SecretBox(Keyring.generate())
+    box = box or SecretBox(Keyring.generate())
     world = World(db, clock, pac or SandboxPac(sandbox_identity().signer(), clock=clock), box, data_dir)
     now = clock.now()
     async with db.transaction() as s:
