@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from admin import cli_enablement, cli_orders
+from admin import cli_enablement, cli_orders, cli_stamping
 from admin.cli_runtime import run_with_container
 from admin.container import Container, build_container
 from admin.serve import StartupError, serve
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     jp.set_defaults(fn=cmd_jobs_ping)
     cli_enablement.register(sub)
     cli_orders.register(sub)
+    cli_stamping.register(sub)
     return p
 
 

@@ -53,7 +53,8 @@ async def run_worker(container: Container, *kinds: str) -> None:
 def payment_body(invoice_id: int, amount: str = "580.00", **kw: Any) -> dict[str, Any]:
     body = {
         "vendor_id": 1, "paid_at": "2026-12-01T09:30:00-06:00", "payment_form": "03", "currency": "MXN",
-        "amount": amount, "operation_number": "SPEI-778", "documents": [{"invoice_id": invoice_id, "amount_paid": amount}],
+        "amount": amount, "operation_number": "SPEI-778",
+        "documents": [{"invoice_id": invoice_id, "amount_paid": amount}],
     }  # fmt: skip
     body.update(kw)
     return body
