@@ -162,9 +162,12 @@ def build_container(settings: Settings, *, clock: Clock | None = None, metrics: 
     # --- end stamping
     # --- Slack (bot/): the Web API client points at settings.slack_api_url; card jobs run in the worker.
     if settings.slack_enabled:
+        from admin.deps import file_store, orders_config
         from bot.runtime import build_slack_bot
 
-        container.slack = build_slack_bot(settings, container.db, container.clock)
+        container.slack = build_slack_bot(
+            settings, container.db, container.clock, orders=orders_config(container), files=file_store(container)
+        )
         container.handlers.update(container.slack.job_handlers())
     # --- end Slack
     return container

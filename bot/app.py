@@ -117,11 +117,21 @@ class Listeners:
             staff = await self.bot.authorizer.is_staff(user_id)
             views: list[RequestView] = []
             total = 0
+            order_blocks: list[b.Block] = []
             if staff:
                 async with self.bot.db.transaction() as session:
                     views = await service.list_requests(session, open_only=True, limit=HOME_LIMIT)
                     total = await service.count_open(session)
-            await self.bot.client.views_publish(user_id=user_id, view=b.home_view(views, total=total, staff=staff))
+                    if self.bot.orders is not None:  # payment proofs in review, by SLA due time
+                        from bot import orders
+
+                        order_blocks = await orders.order_home_blocks(session, self.bot)
+            home = b.home_view(views, total=total, staff=staff)
+            if order_blocks:
+                from bot.orders import with_orders
+
+                home = with_orders(home, order_blocks)
+            await self.bot.client.views_publish(user_id=user_id, view=home)
         except SlackClientError as exc:
             log.warning("could not publish the App Home of %s: %s", user_id, type(exc).__name__)
         except Exception:
@@ -183,6 +193,24 @@ class Listeners:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         return task
+
+    # ------------------------------------------------------------------ shared with bot/orders.py
+    def start_decision(self, decision: Awaitable[T]) -> asyncio.Task[T]:
+        """Run a decision in the bounded pool (never cancelled)."""
+        return self._start(self._limited(decision))
+
+    def budget(self) -> float:
+        return self._budget()
+
+    async def decide_then_ack(self, ack: Ack, decision: Awaitable[T]) -> T:
+        """Run ``decision``, acknowledging as soon as it is done or the budget is spent."""
+        task = self.start_decision(decision)
+        await asyncio.wait({task}, timeout=self._budget())
+        await ack()
+        return await task
+
+    async def staff_or_refuse(self, ack: Ack, body: Mapping[str, Any]) -> bool:
+        return await self._staff_or_refuse(ack, body)
 
     async def _staff_or_refuse(self, ack: Ack, body: Mapping[str, Any]) -> bool:
         user_id, _ = user_of(body)
@@ -412,6 +440,10 @@ def create_bolt_app(bot: SlackBot) -> AsyncApp:
     app.action(b.REQUEST_REJECT)(on.reject_clicked)
     app.view(b.REQUEST_REJECT_MODAL)(on.reject_submitted)
     app.command("/timbrado")(on.command)
+    if bot.orders is not None:  # payment-proof review (order.* actions)
+        from bot import orders
+
+        orders.register(app, on)
     app.event("app_home_opened")(on.home_opened)
 
     @app.error

@@ -155,4 +155,9 @@ class RequestCards:
 
 def job_handlers(bot: SlackBot) -> dict[str, Handler]:
     cards = RequestCards(bot)
-    return {SLACK_SYNC_REQUEST: cards.sync, SLACK_REQUEST_NOTE: cards.note}
+    handlers: dict[str, Handler] = {SLACK_SYNC_REQUEST: cards.sync, SLACK_REQUEST_NOTE: cards.note}
+    if bot.orders is not None:  # payment-proof review cards
+        from bot import orders
+
+        handlers.update(orders.job_handlers(bot))
+    return handlers

@@ -19,7 +19,9 @@ from core.clock import Clock
 from core.db.engine import Database
 from core.enablement.service import EnablementConfig
 from core.jobs.worker import Handler
+from core.orders.service import OrdersConfig
 from core.settings import Settings
+from core.uploads.store import ContentStore
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -63,11 +65,20 @@ class SlackBot:
     client: AsyncWebClient
     authorizer: StaffAuthorizer
     cfg: EnablementConfig
+    #: Orders (payment-proof review): the core's config and the store holding the proofs.
+    orders: OrdersConfig | None = None
+    files: ContentStore | None = None
     _bolt: AsyncApp | None = field(default=None, repr=False)
 
     @property
     def channel(self) -> str:
         return self.settings.slack_channel
+
+    @property
+    def orders_cfg(self) -> OrdersConfig:
+        if self.orders is None:
+            raise RuntimeError("the Slack bot was built without the orders configuration")
+        return self.orders
 
     def bolt(self) -> AsyncApp:
         """The Bolt app (built once), shared by the HTTP endpoint and Socket Mode."""
@@ -102,4 +113,13 @@ def build_slack_bot(settings: Settings, db: Database, clock: Clock, **overrides:
         usergroup=settings.slack_allowed_usergroup,
     )
     cfg = EnablementConfig(mail_from=settings.mail_from, mail_domain=settings.mail_domain, slack_enabled=True)
-    return SlackBot(settings=settings, db=db, clock=clock, client=client, authorizer=authorizer, cfg=cfg)
+    return SlackBot(
+        settings=settings,
+        db=db,
+        clock=clock,
+        client=client,
+        authorizer=authorizer,
+        cfg=cfg,
+        orders=overrides.pop("orders", None),
+        files=overrides.pop("files", None),
+    )

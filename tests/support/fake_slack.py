@@ -38,10 +38,26 @@ class Failure:
     retry_after: int | None = 1
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file completed with files.completeUploadExternal (the bytes POSTed to its upload URL)."""
+
+    file_id: str
+    filename: str
+    title: str
+    data: bytes
+    channel: str
+    thread_ts: str
+    initial_comment: str
+
+
 @dataclass
 class FakeSlack:
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
+    #: file id -> (filename, declared length, bytes received at the upload URL or None)
+    _pending: dict[str, tuple[str, int, bytes | None]] = field(default_factory=dict)
     latency: float = 0.0
     _failures: dict[str, deque[Failure]] = field(default_factory=lambda: defaultdict(deque))
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -53,6 +69,7 @@ class FakeSlack:
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -121,8 +138,62 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "not_authed"})
         return web.json_response(self._answer(method, args))
 
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL of files.getUploadURLExternal: the SDK POSTs the raw bytes; "upload" in
+        ``fail_next`` makes it answer an HTTP error."""
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        failure = self._failures["upload"].popleft() if self._failures["upload"] else None
+        self.calls.append(Call("upload", {"file_id": file_id, "size": len(data)}, ""))
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+        if failure is not None:
+            return web.Response(status=failure.status, text=failure.error)
+        if file_id not in self._pending:
+            return web.Response(status=404, text="unknown upload")
+        name, length, _ = self._pending[file_id]
+        if len(data) != length:
+            return web.Response(status=400, text="length mismatch")
+        self._pending[file_id] = (name, length, data)
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _complete(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw = args.get("files")
+        files = json.loads(raw) if isinstance(raw, str) else raw or []
+        done = []
+        for f in files:
+            name, length, data = self._pending.get(str(f.get("id")), ("", 0, None))
+            if data is None:
+                return {"ok": False, "error": "file_upload_not_found"}
+            upload = Upload(
+                file_id=str(f["id"]),
+                filename=name,
+                title=str(f.get("title") or name),
+                data=data,
+                channel=str(args.get("channel_id") or ""),
+                thread_ts=str(args.get("thread_ts") or ""),
+                initial_comment=str(args.get("initial_comment") or ""),
+            )
+            self.uploads.append(upload)
+            del self._pending[upload.file_id]
+            done.append({"id": upload.file_id, "name": name, "title": upload.title, "size": length})
+        return {"ok": True, "files": done}
+
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         ok: dict[str, Any] = {"ok": True}
+        if method == "files.getUploadURLExternal":
+            try:
+                length = int(args.get("length") or 0)
+            except ValueError:
+                length = 0
+            if length <= 0 or not args.get("filename"):
+                return {"ok": False, "error": "invalid_arguments"}
+            file_id = f"F{next(self._ts):09d}"
+            self._pending[file_id] = (str(args["filename"]), length, None)
+            return ok | {"file_id": file_id, "upload_url": f"http://127.0.0.1:{self.port}/upload/v1/{file_id}"}
+        if method == "files.completeUploadExternal":
+            return self._complete(args)
         if method == "auth.test":
             return ok | {
                 "url": "https://test.slack.com/",
