@@ -1,0 +1,356 @@
+"""50 concurrent 10 MB proof uploads through the real API vs a plain aiohttp handler, in one run.
+
+What runs, all on 127.0.0.1, each server in its own process started by this script:
+
+* **api**: the real server (``admin.cli.main(["serve", "--role", "api"])``, the code behind
+  ``timbrado serve``) with a fresh migrated SQLite database (``--pg URL`` for PostgreSQL). Each
+  upload is ``PUT /api/v1/vendors/1/orders/{id}/proof`` with a vendor token and a distinct ~10 MB
+  PDF (10,000,000 bytes, so no upload is deduplicated): the token check, the order lookup, the
+  streamed write with SHA-256 and the size limit, the content sniff (the PDF must parse), the
+  content-addressed rename, and ``attach_proof`` (order update, audit, e-mail and job rows).
+  Measured twice: with ``ContentStore(fsync=True)`` (the current ``admin/deps.file_store``) and
+  with ``fsync=False`` (the only change: ``file_store`` patched in the server process).
+* **plain**: a minimal aiohttp app whose handler streams the same request bodies to a file in
+  64 KB chunks (no hashing, no checks, no fsync, no database).
+
+For each variant: warm up with one upload, then send the 50 uploads at once from one client
+session and time from the first request to the last response.  Throughput = bytes sent / wall
+time.  The server's RSS growth = its peak RSS (``VmHWM`` from /proc) after the burst minus its RSS
+after the warm-up.  Rounds alternate plain / api fsync / api no-fsync (``--rounds``, best round
+reported), each round in fresh server processes.
+
+Targets: api throughput >= 70 % of plain; server peak RSS growth < 100 MB.
+
+Usage: .venv/bin/python bench/uploads.py [--uploads 50] [--size 10000000] [--rounds 2] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHUNK = 64 * 1024
+MB = 1_000_000
+
+
+# ---------------------------------------------------------------------------- server processes
+def serve_api(no_fsync: bool) -> int:
+    """Run the real server (api role).  With ``no_fsync`` the proof store skips fsync."""
+    if no_fsync:
+        import admin.deps
+        import admin.routes.orders
+        from core.uploads.store import ContentStore
+
+        def file_store(container: object) -> ContentStore:
+            return ContentStore(container.settings.data_dir / "files", fsync=False)  # type: ignore[attr-defined]
+
+        admin.deps.file_store = file_store  # type: ignore[assignment]
+        admin.routes.orders.file_store = file_store  # type: ignore[assignment]
+    from admin.cli import main
+
+    return main(["serve", "--role", "api"])
+
+
+def serve_plain(port: int, directory: str) -> int:
+    """The baseline: stream the request body to disk, nothing else."""
+    counter = iter(range(1_000_000))
+
+    async def upload(request: web.Request) -> web.Response:
+        path = Path(directory) / f"upload-{next(counter)}"
+        size = 0
+        with path.open("wb") as out:
+            async for chunk in request.content.iter_chunked(CHUNK):
+                out.write(chunk)
+                size += len(chunk)
+        return web.json_response({"size": size})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_put("/upload", upload)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    return 0
+
+
+# ---------------------------------------------------------------------------- client side
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_pdf(size: int, seed: int) -> bytes:
+    """A structurally valid PDF of exactly ``size`` bytes with one random stream (distinct per seed)."""
+    head = b"%PDF-1.7\n%" + seed.to_bytes(8, "big").hex().encode() + b"\n1 0 obj\n<< /Length "
+    tail_fixed = b"xref\n0 2\n0000000000 65535 f \n0000000009 00000 n \ntrailer\n<< /Size 2 >>\nstartxref\n"
+    # Solve for the payload length (the Length and startxref numbers change the total size).
+    for payload_len in range(size - 300, size - 100):
+        body = head + str(payload_len).encode() + b" >>\nstream\n"
+        body_len = len(body) + payload_len + len(b"\nendstream\nendobj\n")
+        total = body_len + len(tail_fixed) + len(str(body_len).encode()) + len(b"\n%%EOF\n")
+        if total == size:
+            payload = os.urandom(payload_len)
+            data = body + payload + b"\nendstream\nendobj\n"
+            return data + tail_fixed + str(len(data)).encode() + b"\n%%EOF\n"
+    raise ValueError(f"cannot build a PDF of {size} bytes")
+
+
+def relabel(pdf: bytes, seed: int) -> bytes:
+    """The same PDF with a different seed comment (same size, different SHA-256)."""
+    return pdf[:10] + seed.to_bytes(8, "big").hex().encode() + pdf[26:]
+
+
+def rss_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not found for {pid}")
+
+
+@dataclass
+class Result:
+    variant: str
+    uploads: int
+    ok: int
+    statuses: list[int]
+    seconds: float
+    bytes_sent: int
+    rss_growth_mb: float
+    rss_base_mb: float
+
+    @property
+    def mb_s(self) -> float:
+        return self.bytes_sent / MB / self.seconds
+
+
+@contextlib.asynccontextmanager
+async def process(argv: list[str], env: dict[str, str], base: str) -> AsyncIterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(base + "/healthz") as r:
+                        if r.status == 200:
+                            break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start: {argv}")
+                await asyncio.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def server_env(url: str, data_dir: str, port: int) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TIMBRADO_", "SLACK_"))} | {
+        "TIMBRADO_DATABASE_URL": url,
+        "TIMBRADO_DATA_DIR": data_dir,
+        "TIMBRADO_ROLES": "api",
+        "TIMBRADO_HTTP_HOST": "127.0.0.1",
+        "TIMBRADO_HTTP_PORT": str(port),
+        "TIMBRADO_LOG_LEVEL": "WARNING",
+    }
+
+
+async def seed(url: str, orders: int) -> str:
+    """A migrated database with an enabled client, vendor 1, a package and ``orders`` orders;
+    returns a vendor:1 token."""
+    from core.audit.service import Actor
+    from core.auth.tokens import create_token
+    from core.calendar import BusinessCalendar
+    from core.clients import service as clients
+    from core.clients.models import Client
+    from core.db import migrate
+    from core.db.engine import Database, create_engine
+    from core.orders import service
+    from core.vendors.service import register_vendor
+
+    db = Database(create_engine(url))
+    cfg = service.OrdersConfig(
+        mail_from="t@bench.example",
+        mail_domain="bench.example",
+        slack_enabled=False,
+        bank=service.BankData("Beneficiario", "Banco", "012180001234567899"),
+        calendar=BusinessCalendar(),
+    )
+    contact = {"empresa": "Papelera", "nombre": "Rosa", "telefono": "4421234567", "correo": "r@p.mx"}
+    try:
+        await migrate.upgrade(db.engine)
+        now, actor = datetime.now(UTC), Actor.system()
+        async with db.transaction() as s:
+            client = await clients.create_client(
+                s, name="ACME", rfc=None, proveedores_plus=True, contacts=[], actor=actor, now=now
+            )
+            row = await s.get(Client, client.id)
+            assert row is not None
+            row.timbrado_enabled = True
+            vendor = await register_vendor(
+                s, client_id=client.id, rfc="PBA010101AB1", razon_social="Papelera", correo="f@p.mx", actor=actor,
+                now=now,
+            )  # fmt: skip
+            assert vendor.id == 1
+            pkg = await service.create_package(
+                s, name="P", stamps=100, price_mxn="580.00", validity_days=365, actor=actor, now=now
+            )
+            for _ in range(orders):
+                await service.create_order(
+                    s, vendor_id=1, package_id=pkg.id, contact=contact, actor=actor, cfg=cfg, now=now
+                )
+            _, token = await create_token(s, name="bench", role="vendor:1", at=now)
+        return token
+    finally:
+        await db.dispose()
+
+
+async def burst(
+    variant: str, pid: int, urls: list[str], bodies: list[bytes], headers: dict[str, str], warm: tuple[str, bytes]
+) -> Result:
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+        async def put(url: str, body: bytes) -> int:
+            async with http.put(url, data=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+
+        assert await put(*warm) == 200, f"{variant}: warm-up upload failed"
+        base_kb = rss_kb(pid, "VmRSS")
+        started = time.perf_counter()
+        statuses = await asyncio.gather(*(put(u, b) for u, b in zip(urls, bodies, strict=True)))
+        seconds = time.perf_counter() - started
+        peak_kb = rss_kb(pid, "VmHWM")
+    return Result(
+        variant=variant,
+        uploads=len(urls),
+        ok=sum(1 for s in statuses if s == 200),
+        statuses=sorted(set(statuses)),
+        seconds=seconds,
+        bytes_sent=sum(len(b) for b in bodies),
+        rss_growth_mb=max(0, peak_kb - base_kb) / 1024,
+        rss_base_mb=base_kb / 1024,
+    )
+
+
+async def run_api(
+    variant: str, url: str, work: Path, token: str, first_order: int, bodies: list[bytes], warm_body: bytes
+) -> Result:
+    port = free_port()
+    data_dir = work / variant
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, __file__, "--serve-api"] + (["--no-fsync"] if "no-fsync" in variant else [])
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/pdf", "X-Filename": "pago.pdf"}
+    urls = [f"{base}/api/v1/vendors/1/orders/{first_order + 1 + i}/proof" for i in range(len(bodies))]
+    warm = (f"{base}/api/v1/vendors/1/orders/{first_order}/proof", warm_body)
+    async with process(argv, server_env(url, str(data_dir), port), base) as proc:
+        result = await burst(variant, proc.pid, urls, bodies, headers, warm)
+    stored = sum(1 for p in (data_dir / "files").rglob("*") if p.is_file() and p.parent.name != "tmp")
+    if stored != len(bodies) + 1:
+        print(f"  ! {variant}: {stored} files in the store, expected {len(bodies) + 1}")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
+async def run_plain(work: Path, bodies: list[bytes], warm_body: bytes) -> Result:
+    port = free_port()
+    directory = work / "plain"
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, __file__, "--serve-plain", str(port), str(directory)]
+    base = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    headers = {"Content-Type": "application/pdf"}
+    async with process(argv, env, base) as proc:
+        result = await burst(
+            "plain", proc.pid, [f"{base}/upload"] * len(bodies), bodies, headers, (f"{base}/upload", warm_body)
+        )
+    shutil.rmtree(directory, ignore_errors=True)
+    return result
+
+
+def line(r: Result, plain: Result | None) -> str:
+    ratio = f"{r.mb_s / plain.mb_s:6.1%}" if plain else "   —  "
+    return (
+        f"  {r.variant:<14} {r.ok}/{r.uploads} ok http={r.statuses} {r.seconds:6.2f} s {r.mb_s:7.1f} MB/s "
+        f"ratio {ratio}  RSS base {r.rss_base_mb:5.0f} MB, peak growth {r.rss_growth_mb:5.1f} MB"
+    )
+
+
+async def main(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench-uploads-", dir=args.dir))
+    try:
+        url = args.pg or f"sqlite+aiosqlite:///{work / 'bench.db'}"
+        api_variants = ["api fsync", "api no-fsync"]
+        per_round = args.uploads + 1
+        token = await seed(url, per_round * len(api_variants) * args.rounds)
+        print(f"building {args.uploads} distinct PDFs of {args.size:,} bytes …", flush=True)
+        bodies = [make_pdf(args.size, i) for i in range(args.uploads)]
+        warm_body = make_pdf(256 * 1024, 10_000)
+        print(f"database: {'PostgreSQL' if args.pg else 'SQLite'}; files under {work} ({os.cpu_count()} CPUs)")
+        results: dict[str, list[Result]] = {"plain": [], **{v: [] for v in api_variants}}
+        next_order = 1
+        for n in range(args.rounds):
+            print(f"round {n + 1}/{args.rounds}", flush=True)
+            plain = await run_plain(work, bodies, warm_body)
+            results["plain"].append(plain)
+            print(line(plain, None), flush=True)
+            for variant in api_variants:
+                # Content never seen by this database (file rows are shared by SHA-256): new seeds.
+                fresh = [relabel(b, next_order + i) for i, b in enumerate(bodies)]
+                r = await run_api(variant, url, work, token, next_order, fresh, relabel(warm_body, next_order + 9999))
+                next_order += per_round
+                results[variant].append(r)
+                print(line(r, plain), flush=True)
+        best_plain = max(results["plain"], key=lambda r: r.mb_s)
+        print("\nbest of each (throughput), ratio against the best plain run:")
+        print(line(best_plain, None))
+        verdicts = []
+        for variant in api_variants:
+            best = max(results[variant], key=lambda r: r.mb_s)
+            peak = max(r.rss_growth_mb for r in results[variant])
+            ok = best.ok == best.uploads and best.mb_s >= 0.7 * best_plain.mb_s and peak < 100
+            verdicts.append(ok)
+            print(line(best, best_plain) + f"  (worst RSS growth {peak:.1f} MB) -> {'OK' if ok else 'MISSED'}")
+        return 0 if all(verdicts) else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=50)
+    parser.add_argument("--size", type=int, default=10 * MB, help="bytes per upload (default 10,000,000)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pg", default="", help="PostgreSQL URL (postgresql+asyncpg://…) instead of SQLite")
+    parser.add_argument("--dir", default=None, help="where to put the temporary data (a disk, not tmpfs)")
+    parser.add_argument("--serve-api", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-fsync", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-plain", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.serve_api:
+        sys.exit(serve_api(ns.no_fsync))
+    if ns.serve_plain:
+        sys.exit(serve_plain(int(ns.serve_plain[0]), ns.serve_plain[1]))
+    sys.exit(asyncio.run(main(ns)))
