@@ -19,6 +19,7 @@ there is never a new folio, a second UUID or a second debit.  A PAC rejection re
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,10 +57,11 @@ from core.stamping.models import (
 from core.stamping.payments import lines_of
 from core.stamps import service as stamps
 from core.stamps.models import StampPlan
-from core.vendors.models import CfdiSettings, Vendor
+from core.vendors.models import CfdiSettings, Csd, Vendor
 from core.vendors.onboarding import Missing, active_csd_credential, readiness
 
 log = logging.getLogger("timbrado.stamping")
+MAX_CACHED_SIGNERS = 256
 
 DELIVER_JOB = "rep.deliver"
 #: A sealed REP older than this is rebuilt instead of re-sent (the PAC's window is 72 hours).
@@ -269,6 +271,27 @@ class Stamper:
         self.pdf_renderer = pdf_renderer
         self.logo_loader = logo_loader
         self.deliver = deliver
+        self._signers: dict[tuple[int, bytes], CsdSigner] = {}
+
+    async def _signer(self, session: AsyncSession, vendor_id: int, now: datetime) -> CsdSigner | None:
+        """The vendor's active CSD as a signer, decrypted and loaded once per stored key.
+
+        Loading an RSA key (with its consistency check) costs ~50 ms, far more than a signature;
+        the cache key includes the encrypted blob, so a new CSD or a key rotation loads again.
+        """
+        row = await session.scalar(select(Csd).where(Csd.vendor_id == vendor_id, Csd.active.is_(True)))
+        if row is None or not (row.valid_from <= now < row.valid_until):
+            return None
+        key = (row.id, hashlib.sha256(row.encrypted_key).digest())
+        signer = self._signers.get(key)
+        if signer is None:
+            credential = await active_csd_credential(session, vendor_id, self.box, now)
+            if credential is None:
+                return None
+            if len(self._signers) >= MAX_CACHED_SIGNERS:
+                self._signers.pop(next(iter(self._signers)))
+            signer = self._signers[key] = CsdSigner(credential)
+        return signer
 
     # ------------------------------------------------------------------ job handlers
     async def handle_stamp(self, ctx: JobContext) -> None:
@@ -353,8 +376,8 @@ class Stamper:
                     await _plan_code(session, payment.vendor_id, now) if m is Missing.PLAN else _MISSING_CODES[m]
                 )
             raise _Wait(codes[0], tuple(codes))
-        credential = await active_csd_credential(session, payment.vendor_id, self.box, now)
-        if credential is None:
+        signer = await self._signer(session, payment.vendor_id, now)
+        if signer is None:
             raise _Wait("sin_csd_vigente")
         vendor = await session.get(Vendor, payment.vendor_id)
         assert vendor is not None
@@ -365,9 +388,7 @@ class Stamper:
         folio, settings = await allocate_folio(session, payment.vendor_id)
         lines = await lines_of(session, payment_id)
         try:
-            root, built = build_rep_tree(
-                rep_input(payment, lines, vendor, settings, folio=folio, now=now), CsdSigner(credential)
-            )
+            root, built = build_rep_tree(rep_input(payment, lines, vendor, settings, folio=folio, now=now), signer)
         except CfdiError as exc:
             raise _Refused([{"code": exc.code, "message": exc.message, "path": "/"}]) from None
         findings = validate_rep(
