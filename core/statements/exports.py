@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import xlsxwriter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.statements.queries import RepFilter, RepLine, VendorRef, rep_line, rep_query
+from core.statements.queries import STATUS_LABELS, RepFilter, RepLine, VendorRef, rep_line, rep_query
 
 HEADERS: tuple[str, ...] = (
     "Fecha de emisión",
@@ -37,7 +37,7 @@ HEADERS: tuple[str, ...] = (
 COLUMN_WIDTHS: tuple[int, ...] = (16, 10, 16, 16, 44, 38, 18, 8, 30)
 BATCH = 2000
 PROGRESS_EVERY = 10_000
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_FORMULA_START = frozenset("=+-@\t\r\n")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9Ñ&_-]+")
 
 Progress = Callable[[int], None]
@@ -45,7 +45,7 @@ Progress = Callable[[int], None]
 
 def neutralize(value: str) -> str:
     """Text a spreadsheet must show as text, never evaluate (OWASP CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value[:1] in _FORMULA_START else value
 
 
 def export_filename(vendor: VendorRef, filters: RepFilter, fmt: str) -> str:
@@ -56,18 +56,40 @@ def export_filename(vendor: VendorRef, filters: RepFilter, fmt: str) -> str:
     return f"estado-de-cuenta_{rfc}_{start}_{end}.{fmt}"
 
 
-def _csv_cells(line: RepLine) -> list[str]:
-    return [
-        f"{line.issued_local:%d/%m/%Y}",
-        str(line.payment_id),
-        neutralize(line.serie_folio),
-        neutralize(line.receiver_rfc),
-        neutralize(line.receiver_name),
-        line.uuid or "",
-        f"{line.amount:.2f}",
-        neutralize(line.currency),
-        line.status_label,
-    ]
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_DAY_SECONDS = 86400.0
+
+
+def _serie_folio(serie: str, folio: int) -> str:
+    return f"{serie}-{folio}" if serie else str(folio)
+
+
+def _csv_cells(row: Any, zone: ZoneInfo) -> tuple[object, ...]:
+    local = row.issued_at.astimezone(zone)
+    return (
+        f"{local.day:02d}/{local.month:02d}/{local.year}",
+        row.payment_id,
+        neutralize(_serie_folio(row.serie, row.folio)),
+        neutralize(row.receiver_rfc),
+        neutralize(row.receiver_name),
+        row.uuid or "",
+        f"{row.amount:.2f}",
+        neutralize(row.currency),
+        STATUS_LABELS.get(row.status, row.status),
+    )
+
+
+async def iter_rows(
+    session: AsyncSession, vendor: VendorRef, filters: RepFilter, *, batch: int = BATCH
+) -> AsyncIterator[Sequence[Any]]:
+    """The filtered REP list as plain rows (see ``REP_COLUMNS``), in batches, streamed from the database."""
+    stmt = rep_query(vendor.id, filters, vendor.time_zone).execution_options(yield_per=batch)
+    result = await session.stream(stmt)
+    try:
+        async for rows in result.partitions(batch):
+            yield rows
+    finally:
+        await result.close()
 
 
 async def iter_lines(
@@ -75,13 +97,8 @@ async def iter_lines(
 ) -> AsyncIterator[list[RepLine]]:
     """The filtered REP list in batches, newest first, streamed from the database."""
     zone = ZoneInfo(vendor.time_zone)
-    stmt = rep_query(vendor.id, filters, vendor.time_zone).execution_options(yield_per=batch)
-    result = await session.stream(stmt)
-    try:
-        async for rows in result.partitions(batch):
-            yield [rep_line(r, zone) for r in rows]
-    finally:
-        await result.close()
+    async for rows in iter_rows(session, vendor, filters, batch=batch):
+        yield [rep_line(r, zone) for r in rows]
 
 
 async def stream_csv(
@@ -93,12 +110,13 @@ async def stream_csv(
     writer.writerow(HEADERS)
     yield ("\ufeff" + buffer.getvalue()).encode("utf-8")
     count = 0
-    async for lines in iter_lines(session, vendor, filters):
+    zone = ZoneInfo(vendor.time_zone)
+    async for rows in iter_rows(session, vendor, filters):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows(_csv_cells(line) for line in lines)
+        writer.writerows([_csv_cells(r, zone) for r in rows])
         before = count
-        count += len(lines)
+        count += len(rows)
         if progress and count // PROGRESS_EVERY != before // PROGRESS_EVERY:
             progress(count)
         yield buffer.getvalue().encode("utf-8")
@@ -156,18 +174,23 @@ async def write_xlsx(
         for col, title in enumerate(HEADERS):
             sheet.write_string(0, col, title, fmt.header)
         row = 0
-        async for lines in iter_lines(session, vendor, filters):
-            for line in lines:
+        zone = ZoneInfo(vendor.time_zone)
+        write_number, write_string = sheet.write_number, sheet.write_string
+        date_fmt, money_fmt = fmt.date, fmt.money
+        async for rows in iter_rows(session, vendor, filters):
+            for r in rows:
                 row += 1
-                sheet.write_datetime(row, 0, line.issued_local, fmt.date)
-                sheet.write_number(row, 1, line.payment_id)
-                sheet.write_string(row, 2, neutralize(line.serie_folio))
-                sheet.write_string(row, 3, neutralize(line.receiver_rfc))
-                sheet.write_string(row, 4, neutralize(line.receiver_name))
-                sheet.write_string(row, 5, line.uuid or "")
-                sheet.write_number(row, 6, float(round(line.amount, 2)), fmt.money)
-                sheet.write_string(row, 7, neutralize(line.currency))
-                sheet.write_string(row, 8, line.status_label)
+                # a date cell is a serial day number with a date format (what write_datetime stores)
+                local = r.issued_at.astimezone(zone).replace(tzinfo=None)
+                write_number(row, 0, (local - _EXCEL_EPOCH).total_seconds() / _DAY_SECONDS, date_fmt)
+                write_number(row, 1, r.payment_id)
+                write_string(row, 2, neutralize(_serie_folio(r.serie, r.folio)))
+                write_string(row, 3, neutralize(r.receiver_rfc))
+                write_string(row, 4, neutralize(r.receiver_name))
+                write_string(row, 5, r.uuid or "")
+                write_number(row, 6, float(round(r.amount, 2)), money_fmt)
+                write_string(row, 7, neutralize(r.currency))
+                write_string(row, 8, STATUS_LABELS.get(r.status, r.status))
                 if progress and row % PROGRESS_EVERY == 0:
                     progress(row)
         if row:

@@ -1,0 +1,161 @@
+"""CSV and XLSX exports: accents, formula injection, 0/1/many rows, types, round trip, file names."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from core.db.engine import Database
+from core.statements import exports, queries
+from core.statements.queries import RepFilter
+from tests.integration.statements.seed import insert_reps, rep_rows, seed_payment, seed_vendor
+
+NOW = dt.datetime(2026, 12, 1, 16, 0, tzinfo=dt.UTC)
+HOSTILE = (
+    ("XAXX010101000", "=cmd|' /C calc'!A0"),
+    ("XAXX010101000", "+SUM(1+1)*cmd|' /C calc'!A0"),
+    ("XAXX010101000", "-2+3"),
+    ("XAXX010101000", "@SUM(A1:A9)"),
+    ("XAXX010101000", "\t=1+1"),
+    ("EKU9003173C9", "Compañía Ñandú, S.A. de C.V. — Año “2026” ü"),
+)
+
+
+async def _seed(db: Database, count: int, receivers: tuple[tuple[str, str], ...] | None = None) -> queries.VendorRef:
+    client_id, vendor_id = await seed_vendor(db, NOW, time_zone="America/Mexico_City")
+    payment_id = await seed_payment(db, client_id, vendor_id, NOW)
+    kw = {"receivers": receivers} if receivers else {}
+    if count:
+        await insert_reps(db, rep_rows(client_id, vendor_id, payment_id, count, newest=NOW, **kw))  # type: ignore[arg-type]
+    async with db.session() as s:
+        return await queries.vendor_ref(s, vendor_id)
+
+
+async def _csv(db: Database, vendor: queries.VendorRef, filters: RepFilter | None = None) -> bytes:
+    async with db.session() as s:
+        return b"".join([c async for c in exports.stream_csv(s, vendor, filters or RepFilter())])
+
+
+async def _xlsx(db: Database, vendor: queries.VendorRef, path: Path) -> int:
+    async with db.session() as s:
+        return await exports.write_xlsx(s, vendor, RepFilter(), path)
+
+
+def _rows(data: bytes) -> list[list[str]]:
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel in Spanish reads the accents right
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+async def test_csv_round_trips_with_accents_and_spanish_headers(database: Database) -> None:
+    vendor = await _seed(database, 6, HOSTILE)
+    rows = _rows(await _csv(database, vendor))
+    assert rows[0] == list(exports.HEADERS) and rows[0][0] == "Fecha de emisión"
+    assert len(rows) == 7
+    newest = rows[1]
+    assert newest[0] == "01/12/2026" and newest[2] == "P-6" and newest[6].endswith(".50") and newest[7] == "USD"
+    assert "Compañía Ñandú, S.A. de C.V. — Año “2026” ü" in [r[4] for r in rows]
+    assert Decimal(newest[6]) == Decimal("1005.50")
+
+
+async def test_formula_injection_is_neutralized_in_csv(database: Database) -> None:
+    vendor = await _seed(database, 6, HOSTILE)
+    rows = _rows(await _csv(database, vendor))[1:]
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    assert "'=cmd|' /C calc'!A0" in [r[4] for r in rows]
+
+
+async def test_formula_injection_is_neutralized_in_xlsx(database: Database, tmp_path: Path) -> None:
+    vendor = await _seed(database, 6, HOSTILE)
+    path = tmp_path / "x.xlsx"
+    assert await _xlsx(database, vendor, path) == 6
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    names = [sheet.cell(row=r, column=5) for r in range(2, 8)]
+    for cell in names:
+        assert cell.data_type == "s" and not str(cell.value).startswith(("=", "+", "-", "@", "\t"))
+    assert "'=cmd|' /C calc'!A0" in [c.value for c in names]
+
+
+async def test_xlsx_cells_are_typed_with_frozen_header_and_widths(database: Database, tmp_path: Path) -> None:
+    vendor = await _seed(database, 3)
+    path = tmp_path / "x.xlsx"
+    await _xlsx(database, vendor, path)
+    book = openpyxl.load_workbook(path)
+    sheet = book.active
+    assert sheet is not None
+    assert [c.value for c in sheet[1]] == list(exports.HEADERS)
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["E"].width and sheet.column_dimensions["E"].width > 30
+    date_cell, number_cell, amount_cell, currency_cell = sheet["A2"], sheet["B2"], sheet["G2"], sheet["H2"]
+    assert isinstance(date_cell.value, dt.datetime) and date_cell.value.date() == dt.date(2026, 12, 1)
+    assert date_cell.number_format == "dd/mm/yyyy"
+    assert isinstance(number_cell.value, int | float)
+    assert isinstance(amount_cell.value, float) and amount_cell.value == 1002.5
+    assert amount_cell.number_format == "#,##0.00"
+    assert currency_cell.value in ("MXN", "USD") and currency_cell.data_type == "s"
+
+
+async def test_empty_exports_have_only_the_header(database: Database, tmp_path: Path) -> None:
+    vendor = await _seed(database, 0)
+    assert _rows(await _csv(database, vendor)) == [list(exports.HEADERS)]
+    path = tmp_path / "x.xlsx"
+    assert await _xlsx(database, vendor, path) == 0
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None and sheet.max_row == 1
+
+
+async def test_one_row_exports(database: Database, tmp_path: Path) -> None:
+    vendor = await _seed(database, 1)
+    rows = _rows(await _csv(database, vendor))
+    assert len(rows) == 2 and rows[1][2] == "P-1"
+    path = tmp_path / "x.xlsx"
+    assert await _xlsx(database, vendor, path) == 1
+
+
+def test_file_name_carries_rfc_and_range() -> None:
+    vendor = queries.VendorRef(1, "EKU9003173C9", "x", "x@x.mx", "America/Mexico_City", NOW)
+    ranged = RepFilter(date_from=dt.date(2026, 11, 1), date_to=dt.date(2026, 11, 30))
+    assert exports.export_filename(vendor, ranged, "xlsx") == "estado-de-cuenta_EKU9003173C9_20261101_20261130.xlsx"
+    assert exports.export_filename(vendor, RepFilter(), "csv") == "estado-de-cuenta_EKU9003173C9_inicio_hoy.csv"
+    hostile = queries.VendorRef(1, "../..\r\nX", "x", "x@x.mx", "America/Mexico_City", NOW)
+    assert "/" not in exports.export_filename(hostile, RepFilter(), "csv")
+
+
+@pytest.mark.parametrize("raw", ["2026-13-01", "31/02/2026", "ayer", "1/1"])
+def test_bad_dates_are_refused(raw: str) -> None:
+    from core.errors import Invalid
+
+    with pytest.raises(Invalid):
+        exports.parse_day(raw, "desde")
+
+
+def test_dates_parse_in_both_spellings() -> None:
+    assert exports.parse_day("2026-11-05", "desde") == exports.parse_day("05/11/2026", "desde") == dt.date(2026, 11, 5)
+    assert exports.parse_day("", "desde") is None
+
+
+async def test_200000_rows_export_completely(database: Database, tmp_path: Path) -> None:
+    if database.dialect != "sqlite":
+        pytest.skip("200,000 rows run on SQLite only (about a minute on PostgreSQL; bench/statement.py covers it)")
+    vendor = await _seed(database, 200_000)
+    seen: list[int] = []
+    async with database.session() as s:
+        size = await exports.write_csv(s, vendor, RepFilter(), tmp_path / "x.csv", progress=seen.append)
+    assert size > 200_000 * 50
+    with (tmp_path / "x.csv").open(encoding="utf-8-sig", newline="") as f:
+        count = sum(1 for _ in csv.reader(f))
+    assert count == 200_001
+    assert seen[-1] == 200_000 and len(seen) >= 20  # progress every 10,000 rows
+    path = tmp_path / "x.xlsx"
+    async with database.session() as s:
+        assert await exports.write_xlsx(s, vendor, RepFilter(), path) == 200_000
+    sheet = openpyxl.load_workbook(path, read_only=True).active
+    assert sheet is not None and sheet.max_row == 200_001
