@@ -128,7 +128,7 @@ async def test_filters_by_receptor_status_and_currency(database: Database) -> No
             first_folio=100,
             status="cancelled",
             receivers=[("ABC010101AB1", "100% Ñandú & Cía")],
-        ),  # fmt: skip
+        ),
     )
     by_rfc = await _all_pages(database, vendor_id, RepFilter(receptor="iia040805dz4"), 100)
     assert by_rfc and {line.receiver_rfc for line in by_rfc} == {"IIA040805DZ4"}
