@@ -14,11 +14,14 @@ from core.db.engine import Database, create_engine
 from core.jobs import builtin, queue
 from core.jobs.worker import Handler, Worker, WorkerConfig
 from core.locks import SingletonLock, singleton_lock
+from core.notifications.outbox import SEND_EMAIL
 from core.sat.trust import SatTrust, load_ca_files
 from core.scheduler import PeriodicTask
 from core.secrets.box import SecretBox
 from core.secrets.keys import Keyring, load_or_create_keyfile
 from core.settings import Settings
+from mail.oauth2 import OAuth2TokenProvider
+from mail.sink import CoreMailSink, RawMailStore
 
 if TYPE_CHECKING:
     from bot.runtime import SlackBot
@@ -35,6 +38,7 @@ class Container:
     metrics: Metrics
     handlers: dict[str, Handler] = field(default_factory=dict)
     _box: SecretBox | None = field(default=None, repr=False)
+    _oauth: OAuth2TokenProvider | None = field(default=None, repr=False)
     slack: SlackBot | None = None  # --- Slack (bot/): set when settings.slack_enabled
     _stamping: StampingRuntime | None = field(default=None, repr=False)  # --- stamping: built on first use
 
@@ -74,6 +78,21 @@ class Container:
                 keyring = result.keyring
             self._box = SecretBox(keyring)
         return self._box
+
+    def mail_oauth(self) -> OAuth2TokenProvider | None:
+        """One OAuth2 token provider per process (IMAP and SMTP share its cached access token)."""
+        if self.settings.mail_auth != "xoauth2":
+            return None
+        if self._oauth is None:
+            from mail.oauth2 import OAuth2Config
+
+            self._oauth = OAuth2TokenProvider(OAuth2Config.from_settings(self.settings))
+        return self._oauth
+
+    def mail_sink(self) -> CoreMailSink:
+        from admin.deps import enablement_config
+
+        return CoreMailSink(self.db, self.clock, enablement_config(self), RawMailStore(self.settings.data_dir / "mail"))
 
     def sat_trust(self) -> SatTrust:
         cas: tuple[Any, ...] = ()
@@ -155,6 +174,12 @@ def build_container(settings: Settings, *, clock: Clock | None = None, metrics: 
         metrics=metrics or Metrics(),
     )
     container.handlers[builtin.PING] = builtin.ping
+    # --- mail (mail/): outgoing e-mail is always on (SMTP, or the spool folder in embedded mode)
+    from mail.sender import make_send_handler
+
+    container.handlers[SEND_EMAIL] = make_send_handler(
+        container.db, settings, clock=container.clock, oauth=container.mail_oauth()
+    )
     # --- stamping (core/stamping): the PAC is built on the first job, not here
     container.handlers["rep.stamp"] = lambda ctx: container.stamping().stamper.handle_stamp(ctx)
     container.handlers["rep.deliver"] = lambda ctx: container.stamping().stamper.handle_deliver(ctx)

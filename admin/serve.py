@@ -7,8 +7,8 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO
 
 from aiohttp import web
 
@@ -67,6 +67,21 @@ async def bootstrap_first_token(container: Container, out: TextIO) -> None:
     out.flush()
 
 
+def _mail_duty(container: Container) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """The inbox watcher as a single-instance duty.  An authentication failure is alerted (critical log)
+    and the duty then waits for the operator instead of hammering the mail server."""
+    from mail.watcher import InboxAuthError, InboxConfigError, run_watcher
+
+    async def duty(halt: asyncio.Event) -> None:
+        try:
+            await run_watcher(container.settings, container.mail_sink(), halt, oauth=container.mail_oauth())
+        except (InboxAuthError, InboxConfigError) as exc:
+            log.critical("inbox watcher stopped: %s; fix the settings and restart", exc.message)
+            await halt.wait()
+
+    return duty
+
+
 async def run_roles(
     container: Container,
     roles: tuple[str, ...],
@@ -84,7 +99,7 @@ async def run_roles(
             await runner.setup()
             site = web.TCPSite(runner, s.http_host, s.http_port, reuse_address=True)
             await site.start()
-            urls = [str(u) for u in runner.addresses]
+            urls = [f"http://{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)]
             log.info("API listening on %s:%s", s.http_host, s.http_port)
         if "worker" in roles:
             worker = container.make_worker()
@@ -99,6 +114,8 @@ async def run_roles(
             else:
                 log.warning("bot role: Slack Socket Mode needs TIMBRADO_SLACK_BOT_TOKEN and TIMBRADO_SLACK_APP_TOKEN")
         # --- end Slack
+        if "mail" in roles:
+            tasks.append(asyncio.create_task(hold_and_run(container.lock("inbox"), _mail_duty(container), stop)))
         if "scheduler" in roles:
             scheduler = Scheduler(container.periodic_tasks())
             tasks.append(asyncio.create_task(hold_and_run(container.lock("scheduler"), scheduler.run, stop)))
