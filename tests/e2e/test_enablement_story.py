@@ -25,8 +25,8 @@ import pytest
 from admin.container import Container, build_container
 from admin.serve import run_roles
 from core.audit.service import Actor
-from core.clients import service as clients
 from core.auth.tokens import create_token
+from core.clients import service as clients
 from core.db import migrate
 from core.enablement import service
 from core.settings import Settings
