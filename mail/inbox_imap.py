@@ -372,8 +372,12 @@ class ImapSource:
 
     def _session(self, client: IMAPClient) -> None:
         while not self._stop.is_set():
-            self._pass(client)
+            handled = self._pass(client)
             self.stats.maybe_log(self.description, self.progress_seconds)
+            if handled:
+                # Mail that arrived during the pass may have been announced (EXISTS) inside the
+                # MOVE/FETCH responses, and IDLE would not announce it again: look once more first.
+                continue
             self._wait_for_mail(client)
 
     # ------------------------------------------------------------------ folders

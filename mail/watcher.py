@@ -111,7 +111,7 @@ class WatcherStats:
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Capped exponential backoff with "equal jitter" (half fixed, half random)."""
     rng = rng or random.Random()
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = min(cap, base * (2 ** min(max(0, attempt - 1), 62)))
     return float(delay / 2 + rng.uniform(0, delay / 2))
 
 

@@ -22,6 +22,7 @@ FAST: dict[str, Any] = {"idle_seconds": 0.5, "poll_seconds": 0.2, "backoff_base"
 
 def source_for(dovecot: DovecotServer, sink: RecordingSink, mailbox: str = "INBOX", **options: Any) -> ImapSource:
     target = ImapTarget.from_url(dovecot.url(mailbox=mailbox), PASSWORD)
+    assert target.mailbox == mailbox
     return ImapSource(target, sink, **{**FAST, **options})
 
 
@@ -243,3 +244,13 @@ async def test_password_in_the_url_userinfo_is_used_and_never_logged(
     assert stats.outcomes["new_request"] == 1
     assert PASSWORD not in caplog.text
     assert "contrase" not in repr(ImapTarget.from_url(settings.inbox))
+
+
+async def test_mailbox_and_folder_names_with_accents_and_spaces(dovecot: DovecotServer, sink) -> None:
+    box = "Atención Clientes"
+    await asyncio.to_thread(dovecot.append, box, make_mail(1))
+    source = source_for(dovecot, sink, mailbox=box, processed_folder="Procesados Ñ", failed_folder="Fallidos Ñ")
+    assert source.target.mailbox == box
+    assert await source.run_once() == 1
+    assert await listing(dovecot, "Procesados Ñ") == ["mid:m1@test"]
+    assert await listing(dovecot, box) == []
