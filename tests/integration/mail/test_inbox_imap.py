@@ -254,3 +254,23 @@ async def test_mailbox_and_folder_names_with_accents_and_spaces(dovecot: Dovecot
     assert await source.run_once() == 1
     assert await listing(dovecot, "Procesados Ñ") == ["mid:m1@test"]
     assert await listing(dovecot, box) == []
+
+
+async def test_xoauth2_configured_through_settings(dovecot: DovecotServer, oauth_server: OAuthServer, sink) -> None:
+    settings = Settings(
+        inbox_url=dovecot.url(),
+        mail_auth="xoauth2",
+        oauth2_token_url=oauth_server.token_url,
+        oauth2_client_id=oauth_server.state.client_id,
+        oauth2_client_secret=oauth_server.state.client_secret,
+        oauth2_refresh_token=oauth_server.add_refresh_token(USER),
+        inbox_idle_seconds=1,
+    )
+    await asyncio.to_thread(dovecot.append, "INBOX", make_mail(1))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_watcher(settings, sink, stop))
+    await wait_until(lambda: "mid:m1@test" in sink.records)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert oauth_server.state.token_requests == 1
+    assert "method=XOAUTH2" in dovecot.log_tail(100)

@@ -408,3 +408,23 @@ async def test_starttls_when_the_server_requires_it(
         assert recorder.tls == [True] and recorder.authenticated == [True]
     finally:
         controller.stop()
+
+
+def test_transport_follows_settings(tmp_path: Path) -> None:
+    from mail.sender import transport_from_settings
+
+    spool = transport_from_settings(Settings(data_dir=tmp_path))
+    assert isinstance(spool, SpoolTransport) and spool.spool_dir == tmp_path / "spool"
+    oauth = transport_from_settings(
+        Settings(
+            data_dir=tmp_path,
+            smtp_url="smtp://u%40x.mx@smtp.x.mx:587",
+            mail_auth="xoauth2",
+            oauth2_token_url="http://t/token",
+            oauth2_client_id="c",
+            oauth2_refresh_token="r",
+        )
+    )
+    assert isinstance(oauth, SmtpTransport) and oauth.oauth is not None and oauth.target.user == "u@x.mx"
+    plain = transport_from_settings(Settings(data_dir=tmp_path, smtp_url="smtps://u@smtp.x.mx", smtp_password="pw"))
+    assert isinstance(plain, SmtpTransport) and plain.oauth is None and plain.target.password == "pw"
