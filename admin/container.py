@@ -150,12 +150,20 @@ class Container:
         async def rep_cancellations() -> None:
             await self.stamping().canceller.refresh_pending()
 
+        # --- statements (core/statements): summary e-mails once per period, balance and expiry alerts
+        async def statement_summaries() -> None:
+            from core.statements.summaries import SummaryConfig, sweep
+
+            await sweep(self.db, SummaryConfig.from_settings(self.settings), self.clock.now())
+
+        # --- end statements
         return [
             PeriodicTask("purge-old-jobs", 3600.0, purge_old_jobs),
             PeriodicTask("review-sla", 60.0, review_sla),
             PeriodicTask("rep-deadlines", 3600.0, rep_deadlines),
             PeriodicTask("rep-resume", 300.0, rep_resume),
             PeriodicTask("rep-cancellations", 600.0, rep_cancellations),
+            PeriodicTask("statement-summaries", 300.0, statement_summaries),  # --- statements
         ]
 
     async def aclose(self) -> None:

@@ -118,6 +118,13 @@ class Settings:
     invoice_max_bytes: int = 2 * 1024 * 1024
     rep_deadline_warning_days: int = 3
     # --- end stamping
+    # --- statements (core/statements): summary e-mails and balance alerts
+    statement_frequency: str = "weekly"  # weekly | monthly | off (a vendor may choose its own)
+    statement_send_hour: int = 8  # local hour (vendor's time zone) after a period ends
+    low_balance_threshold: int = 10  # alert when the available stamps fall below this
+    expiry_alert_days: int = 15
+    buy_url: str = ""  # link to buy a package in alerts; default: <public url>/paquetes
+    # --- end statements
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -321,7 +328,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         **_credential_settings(env, d),
         **_stamping_settings(env, d),
         **_slack_settings(env, d),
+        **_statement_settings(env),
     )
+
+
+def _statement_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """TIMBRADO_STATEMENT_FREQUENCY, _STATEMENT_SEND_HOUR, _LOW_BALANCE_THRESHOLD, _EXPIRY_ALERT_DAYS, _BUY_URL."""
+    out: dict[str, Any] = {}
+
+    def raw(key: str) -> str:
+        return env.get(PREFIX + key, "").strip()
+
+    if raw("STATEMENT_FREQUENCY"):
+        out["statement_frequency"] = _choice(
+            PREFIX + "STATEMENT_FREQUENCY", raw("STATEMENT_FREQUENCY"), ("weekly", "monthly", "off"), "weekly"
+        )
+    for key, attr, lo, hi, example in (
+        ("STATEMENT_SEND_HOUR", "statement_send_hour", 0, 23, "8"),
+        ("LOW_BALANCE_THRESHOLD", "low_balance_threshold", 0, 10_000_000, "10"),
+        ("EXPIRY_ALERT_DAYS", "expiry_alert_days", 1, 365, "15"),
+    ):
+        if raw(key):
+            out[attr] = _int(PREFIX + key, raw(key), minimum=lo, maximum=hi, example=example)
+    if raw("BUY_URL"):
+        out["buy_url"] = _url(
+            PREFIX + "BUY_URL", raw("BUY_URL"), ("http", "https"), "https://portal.example.mx/paquetes"
+        )
+    return out
 
 
 def _url(name: str, raw: str, schemes: tuple[str, ...], example: str) -> str:

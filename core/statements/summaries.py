@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.engine import Database
 from core.errors import Invalid
 from core.notifications.outbox import EmailSpec, queue_email
+from core.settings import Settings
 from core.stamping.deadlines import rep_deadline
 from core.stamping.models import Payment, PaymentComplement, PaymentStatus, RepStatus
 from core.stamps.models import StampLedgerEntry, StampPlan
@@ -50,6 +51,19 @@ class SummaryConfig:
     low_balance_threshold: int = 10
     expiry_days: int = 15
     buy_url: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SummaryConfig:
+        return cls(
+            mail_from=settings.mail_from,
+            mail_domain=settings.mail_domain,
+            data_dir=settings.data_dir,
+            frequency=settings.statement_frequency,
+            send_hour=settings.statement_send_hour,
+            low_balance_threshold=settings.low_balance_threshold,
+            expiry_days=settings.expiry_alert_days,
+            buy_url=settings.buy_url or f"{settings.base_url}/paquetes",
+        )
 
     def __post_init__(self) -> None:
         if self.frequency not in FREQUENCIES:
