@@ -13,6 +13,7 @@ from admin.container import Container
 from admin.errors import MAX_BYTES_KEY, error_middleware
 from admin.routes import clients, contract, jobs, onboarding, orders, requests, system, tickets, tokens
 from admin.routes import stamping as stamping_routes
+from admin.routes import statements as statement_routes  # --- statements
 from core.logctx import log_context, new_request_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -59,6 +60,7 @@ def create_app(container: Container) -> web.Application:
     onboarding.setup(app)
     contract.setup(app)
     stamping_routes.setup(app)
+    statement_routes.setup(app)  # --- statements
     # --- Slack (bot/): POST /slack/events, signature-checked, when Slack runs over HTTP
     if container.slack is not None and container.settings.slack_signing_secret:
         from bot import http as slack_http
