@@ -367,7 +367,8 @@ def make_send_handler(
             message = build_message(row, settings.data_dir)
             await chosen.send(message, email_id=email_id)
         except SendError as exc:
-            status = "failed" if exc.permanent else "queued"
+            # The last temporary failure makes the job dead: the row says so too.
+            status = "failed" if exc.permanent or ctx.is_last_attempt else "queued"
             await _record(db, email_id, {"status": status, "last_error": f"[{exc.code}] {exc.message}"[:2000]})
             if exc.permanent:
                 log.error("Correo %s no se pudo entregar: %s", email_id, exc.message)

@@ -26,7 +26,7 @@ __all__ = [
     "order_models",
     "stamp_models",
     "stamping_models",
+    "token_models",
     "upload_models",
     "vendor_models",
-    "token_models",
 ]

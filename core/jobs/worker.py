@@ -65,6 +65,12 @@ class JobContext:
     payload: Mapping[str, Any]
     attempt: int
     idempotency_key: str
+    max_attempts: int = 0  # 0: unknown (a handler called outside the worker)
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """True when a failure now makes the job dead (handlers can mark their own rows failed)."""
+        return self.max_attempts > 0 and self.attempt >= self.max_attempts
 
 
 Handler = Callable[[JobContext], Awaitable[None]]
@@ -221,7 +227,9 @@ class Worker:
                     outcome.error = f"no hay un manejador para el tipo de trabajo {job.kind!r}"
                     outcome.permanent = True
                 else:
-                    await handler(JobContext(job.id, job.kind, job.payload or {}, job.attempts, job.idempotency_key))
+                    await handler(
+                        JobContext(job.id, job.kind, job.payload or {}, job.attempts, job.idempotency_key, max_attempts)
+                    )
                     outcome.ok = True
             except asyncio.CancelledError:
                 outcome.error = "interrumpido al detener el proceso"

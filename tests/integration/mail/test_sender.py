@@ -251,6 +251,21 @@ async def test_an_unreachable_server_is_a_temporary_failure(
     assert (await load(database, email_id)).status == "queued"
 
 
+async def test_the_last_temporary_failure_marks_the_email_failed(
+    database: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    email_id = await add_email(database, clock.now())
+    handler = make_send_handler(database, settings_for(tmp_path, free_port()), clock=clock)
+    last = JobContext(
+        id=1, kind="email.send", payload={"email_id": email_id}, attempt=8, idempotency_key="k", max_attempts=8
+    )
+    with pytest.raises(SendError):
+        await handler(last)
+    row = await load(database, email_id)
+    assert row.status == "failed"
+    assert row.last_error
+
+
 async def test_a_missing_row_or_bad_payload_is_permanent(database: Database, tmp_path: Path) -> None:
     handler = make_send_handler(database, settings_for(tmp_path))
     with pytest.raises(PermanentJobError):
