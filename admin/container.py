@@ -128,6 +128,19 @@ class Container:
             if reminders or escalations:
                 log.info("review SLA: %d reminders, %d escalations queued", reminders, escalations)
 
+        async def csd_expiry() -> None:
+            from core.vendors.onboarding import csd_expiry_sweep
+
+            async with self.db.transaction() as session:
+                warned = await csd_expiry_sweep(
+                    session,
+                    mail_from=self.settings.mail_from,
+                    mail_domain=self.settings.mail_domain,
+                    now=self.clock.now(),
+                )
+            if warned:
+                log.info("CSD expiry: %d vendors warned", warned)
+
         # --- stamping: deadline warnings, resuming waiting payments, pending cancellations
         async def rep_deadlines() -> None:
             from core.stamping.deadlines import DeadlineConfig, deadline_sweep
@@ -160,6 +173,7 @@ class Container:
         return [
             PeriodicTask("purge-old-jobs", 3600.0, purge_old_jobs),
             PeriodicTask("review-sla", 60.0, review_sla),
+            PeriodicTask("csd-expiry", 3600.0, csd_expiry),
             PeriodicTask("rep-deadlines", 3600.0, rep_deadlines),
             PeriodicTask("rep-resume", 300.0, rep_resume),
             PeriodicTask("rep-cancellations", 600.0, rep_cancellations),

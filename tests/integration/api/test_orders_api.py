@@ -326,3 +326,61 @@ async def test_package_admin_and_bad_prices(client: TestClient, tokens: Tokens) 
     ) == Decimal("99.90")
     r = await client.post("/api/v1/packages", json={"name": "P"}, headers=tokens.auth("vendor"))
     assert r.status == 403
+
+
+async def _raw_put(
+    client: TestClient, path: str, headers: dict[str, str], body: bytes, declared: int, *, hang_up: bool
+) -> bytes:
+    """Send a request whose Content-Length does not match its body, then half-close the connection."""
+    host, port = client.server.host, client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    head = f"PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {declared}\r\nContent-Type: application/pdf\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    writer.write(head.encode() + body)
+    await writer.drain()
+    if hang_up and writer.can_write_eof():
+        writer.write_eof()
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_a_wrong_content_length_stores_nothing_and_changes_nothing(
+    client: TestClient, container: Container, tokens: Tokens
+) -> None:
+    ctx = await setup_vendor(client, tokens)
+    o = await order(client, tokens, ctx["package"]["id"])
+    path = f"/api/v1/vendors/1/orders/{o['id']}/proof"
+    pdf = make_pdf()
+    # Declared shorter than the body: refused, either by the HTTP parser (extra bytes) or by content.
+    answer = await _raw_put(client, path, tokens.auth("vendor"), pdf, declared=len(pdf) - 100, hang_up=False)
+    assert int(answer.split(b"\r\n", 1)[0].split()[1]) in (400, 415)
+    # Declared longer than the body, then the client hangs up: nothing is stored.
+    await _raw_put(client, path, tokens.auth("vendor"), pdf, declared=len(pdf) + 5000, hang_up=True)
+    shown = await (await client.get(f"/api/v1/vendors/1/orders/{o['id']}", headers=tokens.auth("vendor"))).json()
+    assert shown["status"] == "awaiting_payment"
+    root = container.settings.data_dir / "files"
+    leftovers = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    assert leftovers == []
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_approval_racing_a_second_proof_provisions_one_plan(
+    client: TestClient, container: Container, tokens: Tokens
+) -> None:
+    ctx = await setup_vendor(client, tokens)
+    o = await order(client, tokens, ctx["package"]["id"])
+    assert (await upload(client, tokens, o["id"], make_pdf("primero"))).status == 200
+    approve, second = await asyncio.gather(
+        client.post(f"/api/v1/orders/{o['id']}/approve", headers=tokens.auth("staff")),
+        upload(client, tokens, o["id"], make_pdf("segundo")),
+    )
+    assert approve.status == 200
+    assert second.status == 409
+    assert (await second.json())["error"]["code"] in ("proof_in_review", "order_approved")
+    async with container.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(StampPlan)) == 1
+    shown = await (await client.get(f"/api/v1/vendors/1/orders/{o['id']}", headers=tokens.auth("vendor"))).json()
+    assert shown["status"] == "approved"
+    assert shown["review_round"] == 1

@@ -341,3 +341,31 @@ async def test_readiness_names_what_is_missing_in_step_order(
     with pytest.raises(NotFound):
         async with database.session() as s:
             await onboarding.readiness(s, 999, clock.now())
+
+
+async def test_the_scheduler_task_warns_of_an_expiring_csd_once(
+    database_url: str, tmp_path: Path, clock: FrozenClock
+) -> None:
+    from core.notifications.models import OutboundEmail
+    from tests.support.app import container_for, settings_for
+
+    container = container_for(settings_for(database_url, tmp_path), clock)
+    try:
+        vid = await vendor(container.db, clock, rfc="PBA010101AB1")
+        soon = TestCa.sat_like().issue(
+            rfc="PBA010101AB1",
+            legal_name="PAPELERA",
+            not_before=clock.now() - timedelta(days=300),
+            not_after=clock.now() + timedelta(days=10),
+        )
+        await add(container.db, clock, vid, soon.cer_der(), soon.key_der(), PASSWORD, container.secret_box())
+        [task] = [t for t in container.periodic_tasks() if t.name == "csd-expiry"]
+        await task.run()
+        await task.run()
+        async with container.db.session() as s:
+            mails = (await s.scalars(select(OutboundEmail).where(OutboundEmail.template == "csd_expiring"))).all()
+        assert len(mails) == 1
+        assert mails[0].to_addrs == ["sat@ekusa.mx"]
+        assert "vence" in mails[0].subject
+    finally:
+        await container.aclose()
