@@ -297,7 +297,8 @@ async def list_reps(
     if cursor:
         when, row_id = decode_cursor(cursor)
         pc = PaymentComplement
-        stmt = stmt.where(or_(pc.issued_at < when, and_(pc.issued_at == when, pc.id < row_id)))
+        # the redundant ``issued_at <= when`` gives both databases an index range to seek into
+        stmt = stmt.where(pc.issued_at <= when, or_(pc.issued_at < when, and_(pc.issued_at == when, pc.id < row_id)))
     rows = (await session.execute(stmt.limit(limit + 1))).all()
     zone = ZoneInfo(vendor.time_zone)
     items = tuple(rep_line(r, zone) for r in rows[:limit])
