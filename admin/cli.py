@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from admin import cli_enablement, cli_orders, cli_stamping, cli_statements
+from admin import cli_enablement, cli_orders, cli_stamping, cli_statements, demo
 from admin.cli_runtime import run_with_container
 from admin.container import Container, build_container
 from admin.serve import StartupError, serve
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_orders.register(sub)
     cli_stamping.register(sub)
     cli_statements.register(sub)  # --- statements
+    demo.register(sub)  # --- statements: timbrado demo
     return p
 
 
