@@ -9,7 +9,7 @@ of the same invoice therefore serialise and the ledger never goes negative.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -286,13 +286,14 @@ async def register_payment(
         notify_email=req.notify_email,
         status=PaymentStatus.PENDING.value,
         errors=[],
-        attempts=0,
+        attempts=1,  # the rep.stamp job queued below (no second UPDATE)
         registered_by=actor.label[:200],
         created_at=now,
         updated_at=now,
     )
     session.add(payment)
     await session.flush()
+    written: list[tuple[PaymentLine, Invoice]] = []
     for inv, doc in planned:
         previous = inv.balance
         inv.installments += 1
@@ -300,19 +301,18 @@ async def register_payment(
         if inv.balance == 0:
             inv.status = InvoiceStatus.PAID.value
         inv.updated_at = now
-        session.add(
-            PaymentLine(
-                payment_id=payment.id,
-                invoice_id=inv.id,
-                installment=inv.installments,
-                previous_balance=previous,
-                amount_paid=doc.amount_paid,
-                outstanding_balance=inv.balance,
-                equivalence=None if inv.currency == req.currency else doc.equivalence,
-            )
+        line = PaymentLine(
+            payment_id=payment.id,
+            invoice_id=inv.id,
+            installment=inv.installments,
+            previous_balance=previous,
+            amount_paid=doc.amount_paid,
+            outstanding_balance=inv.balance,
+            equivalence=None if inv.currency == req.currency else doc.equivalence,
         )
-    await session.flush()
-    await queue_stamp(session, payment, now=now)
+        session.add(line)
+        written.append((line, inv))
+    await _enqueue_stamp(session, payment, now=now)
     await record(
         session,
         actor=actor,
@@ -322,13 +322,24 @@ async def register_payment(
         at=now,
         after={"vendor_id": vendor.id, "amount": str(req.amount), "currency": req.currency, "invoices": len(planned)},
     )
-    return await payment_view(session, payment)
+    await session.flush()
+    # A new payment has no REP yet and its lines are the ones just written: no re-read.
+    lines = tuple(
+        LineView(inv.id, inv.uuid, inv.serie, inv.folio, inv.currency, line.installment, line.previous_balance,
+                 line.amount_paid, line.outstanding_balance, line.equivalence)
+        for line, inv in written
+    )  # fmt: skip
+    return replace(await payment_view(session, payment, with_lines=False), lines=lines)
 
 
 async def queue_stamp(session: AsyncSession, payment: Payment, *, now: datetime) -> bool:
     """Queue (again) the ``rep.stamp`` job of ``payment`` in the caller's transaction."""
     payment.attempts += 1
     payment.updated_at = now
+    return await _enqueue_stamp(session, payment, now=now)
+
+
+async def _enqueue_stamp(session: AsyncSession, payment: Payment, *, now: datetime) -> bool:
     return await enqueue(
         session,
         kind=STAMP_JOB,

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cfdi.builder import build_rep_tree
@@ -57,7 +57,7 @@ from core.stamping.models import (
 from core.stamping.payments import lines_of
 from core.stamps import service as stamps
 from core.stamps.models import StampPlan
-from core.vendors.models import CfdiSettings, Csd, Vendor
+from core.vendors.models import CfdiSettings, Contract, Csd, Vendor
 from core.vendors.onboarding import Missing, active_csd_credential, readiness
 
 log = logging.getLogger("timbrado.stamping")
@@ -144,6 +144,7 @@ class _Sealed:
     rep_id: int
     xml: bytes
     key: str
+    time_zone: str | None = None
 
 
 def _finding_dicts(findings: list[Finding]) -> list[dict[str, str]]:
@@ -163,20 +164,38 @@ async def _plan_code(session: AsyncSession, vendor_id: int, now: datetime) -> st
     return "plan_vencido" if expired is not None else "sin_saldo"
 
 
-async def history_for(session: AsyncSession, payment_id: int) -> dict[str, list[Installment]]:
-    """Earlier installments of every invoice the payment pays (the validator's history)."""
-    mine = await lines_of(session, payment_id)
-    history: dict[str, list[Installment]] = {}
-    for line, inv in mine:
-        earlier = await session.scalars(
-            select(PaymentLine)
-            .where(PaymentLine.invoice_id == inv.id, PaymentLine.installment < line.installment)
-            .order_by(PaymentLine.installment)
+async def history_for(
+    session: AsyncSession, payment_id: int, lines: list[tuple[PaymentLine, Invoice]] | None = None
+) -> dict[str, list[Installment]]:
+    """Earlier installments of every invoice the payment pays (the validator's history).
+
+    One query for all the invoices (no N+1); ``lines`` spares re-reading the payment's own lines.
+    """
+    mine = lines if lines is not None else await lines_of(session, payment_id)
+    if not mine:
+        return {}
+    rows = await session.execute(
+        select(
+            PaymentLine.invoice_id,
+            PaymentLine.installment,
+            PaymentLine.previous_balance,
+            PaymentLine.amount_paid,
+            PaymentLine.outstanding_balance,
         )
-        history[inv.uuid.upper()] = [
-            Installment(e.installment, e.previous_balance, e.amount_paid, e.outstanding_balance) for e in earlier
+        .where(PaymentLine.invoice_id.in_([inv.id for _, inv in mine]))
+        .order_by(PaymentLine.invoice_id, PaymentLine.installment)
+    )
+    by_invoice: dict[int, list[tuple[int, Any, Any, Any]]] = {}
+    for invoice_id, installment, previous, paid, outstanding in rows.all():
+        by_invoice.setdefault(invoice_id, []).append((installment, previous, paid, outstanding))
+    return {
+        inv.uuid.upper(): [
+            Installment(n, previous, paid, outstanding)
+            for n, previous, paid, outstanding in by_invoice.get(inv.id, [])
+            if n < line.installment
         ]
-    return history
+        for line, inv in mine
+    }
 
 
 def rep_input(
@@ -234,18 +253,16 @@ def rep_input(
 
 
 async def allocate_folio(session: AsyncSession, vendor_id: int) -> tuple[int, CfdiSettings]:
-    """Take the next folio of the vendor's serie atomically (``UPDATE ... RETURNING``)."""
+    """Take the next folio of the vendor's serie atomically (``UPDATE ... RETURNING`` the row)."""
     result = await session.execute(
         update(CfdiSettings)
         .where(CfdiSettings.vendor_id == vendor_id)
         .values(next_folio=CfdiSettings.next_folio + 1)
-        .returning(CfdiSettings.next_folio)
-        .execution_options(synchronize_session=False)
+        .returning(CfdiSettings)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    next_folio = result.scalar_one()
-    settings = await session.get(CfdiSettings, vendor_id, populate_existing=True)
-    assert settings is not None
-    return int(next_folio) - 1, settings
+    settings = result.scalar_one()
+    return int(settings.next_folio) - 1, settings
 
 
 class Stamper:
@@ -273,13 +290,12 @@ class Stamper:
         self.deliver = deliver
         self._signers: dict[tuple[int, bytes], CsdSigner] = {}
 
-    async def _signer(self, session: AsyncSession, vendor_id: int, now: datetime) -> CsdSigner | None:
-        """The vendor's active CSD as a signer, decrypted and loaded once per stored key.
+    async def _signer(self, session: AsyncSession, row: Csd | None, vendor_id: int, now: datetime) -> CsdSigner | None:
+        """The vendor's active CSD (``row``) as a signer, decrypted and loaded once per stored key.
 
         Loading an RSA key (with its consistency check) costs ~50 ms, far more than a signature;
         the cache key includes the encrypted blob, so a new CSD or a key rotation loads again.
         """
-        row = await session.scalar(select(Csd).where(Csd.vendor_id == vendor_id, Csd.active.is_(True)))
         if row is None or not (row.valid_from <= now < row.valid_until):
             return None
         key = (row.id, hashlib.sha256(row.encrypted_key).digest())
@@ -292,6 +308,16 @@ class Stamper:
                 self._signers.pop(next(iter(self._signers)))
             signer = self._signers[key] = CsdSigner(credential)
         return signer
+
+    async def _waiting_codes(self, session: AsyncSession, vendor_id: int, now: datetime) -> _Wait | None:
+        """Every missing piece, in the order of the onboarding steps (the slow path, only when waiting)."""
+        state = await readiness(session, vendor_id, now)
+        if state.ready:
+            return None
+        codes = [
+            await _plan_code(session, vendor_id, now) if m is Missing.PLAN else _MISSING_CODES[m] for m in state.missing
+        ]
+        return _Wait(codes[0], tuple(codes))
 
     # ------------------------------------------------------------------ job handlers
     async def handle_stamp(self, ctx: JobContext) -> None:
@@ -343,7 +369,7 @@ class Stamper:
                 raise
             result = recovered
         async with self.db.transaction() as session:
-            return await self._store(session, sealed.rep_id, result, self.clock.now())
+            return await self._store(session, sealed.rep_id, result, self.clock.now(), sealed.time_zone)
 
     async def _prepare(self, session: AsyncSession, payment_id: int, now: datetime) -> _Sealed | None:
         payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
@@ -351,11 +377,14 @@ class Stamper:
             raise PermanentJobError(f"payment {payment_id} not found")
         if payment.status == PaymentStatus.STAMPED.value:
             return None
-        existing = await session.scalar(
-            select(PaymentComplement).where(
-                PaymentComplement.payment_id == payment_id, PaymentComplement.status == RepStatus.SEALED.value
+        earlier = list(
+            await session.scalars(
+                select(PaymentComplement)
+                .where(PaymentComplement.payment_id == payment_id)
+                .order_by(PaymentComplement.id)
             )
         )
+        existing = next((r for r in earlier if r.status == RepStatus.SEALED.value), None)
         if existing is not None:
             if now - existing.issued_at < STALE_SEALED:
                 return _Sealed(existing.id, existing.sealed_xml, existing.idempotency_key)
@@ -368,38 +397,42 @@ class Stamper:
                 [{"code": "401", "message": "El REP sellado caducó sin timbre; se genera otro."}],
                 now,
             )
-        state = await readiness(session, payment.vendor_id, now)
-        if not state.ready:
-            codes: list[str] = []
-            for m in state.missing:
-                codes.append(
-                    await _plan_code(session, payment.vendor_id, now) if m is Missing.PLAN else _MISSING_CODES[m]
-                )
-            raise _Wait(codes[0], tuple(codes))
-        signer = await self._signer(session, payment.vendor_id, now)
-        if signer is None:
-            raise _Wait("sin_csd_vigente")
-        vendor = await session.get(Vendor, payment.vendor_id)
-        assert vendor is not None
+        # Readiness in one round trip on the happy path; the full list of what is missing only
+        # when something is (then the payment waits and speed does not matter).
+        ready_row = (
+            await session.execute(
+                select(Vendor, Contract.signed_at, Csd, CfdiSettings)
+                .select_from(Vendor)
+                .outerjoin(Contract, Contract.vendor_id == Vendor.id)
+                .outerjoin(Csd, and_(Csd.vendor_id == Vendor.id, Csd.active.is_(True)))
+                .outerjoin(CfdiSettings, CfdiSettings.vendor_id == Vendor.id)
+                .where(Vendor.id == payment.vendor_id)
+                .limit(1)
+            )
+        ).first()
+        if ready_row is None:
+            raise PermanentJobError(f"vendor {payment.vendor_id} not found")
+        vendor, signed_at, csd_row, settings_row = ready_row
+        signer = await self._signer(session, csd_row, payment.vendor_id, now)
+        if signed_at is None or signer is None or settings_row is None:
+            raise await self._waiting_codes(session, payment.vendor_id, now) or _Wait("sin_csd_vigente")
+        # Reads first; the rows every REP of the vendor contends for (its stamp plan and its folio
+        # counter) are locked last, so on PostgreSQL they stay locked for a few statements only.
+        lines = await lines_of(session, payment_id)
+        history = await history_for(session, payment_id, lines)
         try:
             plan_id = await stamps.reserve(session, payment.vendor_id, reference=f"payment:{payment_id}", now=now)
         except stamps.NoStampAvailable as exc:
-            raise _Wait(exc.code) from None
+            raise await self._waiting_codes(session, payment.vendor_id, now) or _Wait(exc.code) from None
         folio, settings = await allocate_folio(session, payment.vendor_id)
-        lines = await lines_of(session, payment_id)
         try:
             root, built = build_rep_tree(rep_input(payment, lines, vendor, settings, folio=folio, now=now), signer)
         except CfdiError as exc:
             raise _Refused([{"code": exc.code, "message": exc.message, "path": "/"}]) from None
-        findings = validate_rep(
-            root, history=await history_for(session, payment_id), now=now, xsd_variant=self.config.xsd_variant
-        )
+        findings = validate_rep(root, history=history, now=now, xsd_variant=self.config.xsd_variant)
         if findings:
             raise _Refused(_finding_dicts(findings))
-        count = await session.scalar(
-            select(func.count()).select_from(PaymentComplement).where(PaymentComplement.payment_id == payment_id)
-        )
-        key = f"payment:{payment_id}" if not count else f"payment:{payment_id}:{int(count) + 1}"
+        key = f"payment:{payment_id}" if not earlier else f"payment:{payment_id}:{len(earlier) + 1}"
         first = lines[0][1]
         rep = PaymentComplement(
             payment_id=payment_id,
@@ -428,7 +461,7 @@ class Stamper:
         payment.errors = []
         payment.updated_at = now
         await session.flush()
-        return _Sealed(rep.id, built.xml, key)
+        return _Sealed(rep.id, built.xml, key, settings.time_zone)
 
     async def _record_wait(self, session: AsyncSession, payment_id: int, wait: _Wait, now: datetime) -> None:
         payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
@@ -488,7 +521,9 @@ class Stamper:
         payment.status, payment.errors, payment.updated_at = PaymentStatus.REJECTED.value, errors, now
         payment.waiting_code = exc.code
 
-    async def _store(self, session: AsyncSession, rep_id: int, result: StampResult, now: datetime) -> Outcome:
+    async def _store(
+        self, session: AsyncSession, rep_id: int, result: StampResult, now: datetime, time_zone: str | None = None
+    ) -> Outcome:
         rep = await session.get(PaymentComplement, rep_id, with_for_update=True, populate_existing=True)
         if rep is None:
             raise PermanentJobError(f"REP {rep_id} vanished")
@@ -496,7 +531,9 @@ class Stamper:
             return Outcome.ALREADY
         payment = await session.get(Payment, rep.payment_id, with_for_update=True, populate_existing=True)
         assert payment is not None
-        settings = await session.get(CfdiSettings, rep.vendor_id)
+        if time_zone is None:
+            settings = await session.get(CfdiSettings, rep.vendor_id)
+            time_zone = settings.time_zone if settings else "America/Mexico_City"
         rep.uuid = result.uuid.upper()
         rep.stamped_xml = result.xml
         rep.fecha_timbrado = result.fecha_timbrado
@@ -504,7 +541,7 @@ class Stamper:
         rep.pac_name = result.pac_name
         rep.stamped_at = now
         rep.status = RepStatus.STAMPED.value
-        rep.late = is_late(payment.paid_at, now, settings.time_zone if settings else "America/Mexico_City")
+        rep.late = is_late(payment.paid_at, now, time_zone)
         rep.updated_at = now
         if rep.plan_id is not None and rep.stamp_state == "reserved":
             await stamps.debit(session, rep.plan_id, reference=f"rep:{rep.id}", now=now)
