@@ -24,7 +24,7 @@ import re
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +100,9 @@ class MemorySink:
             return IngestResult(IngestOutcome.DUPLICATE)
         self.seen.add(key)
         return IngestResult(IngestOutcome.NEW_REQUEST)
+
+    async def ingest_batch(self, items: Sequence[tuple[bytes, MailboxPosition]]) -> list[IngestResult]:
+        return [await self.ingest(raw, position) for raw, position in items]
 
     async def record_failure(self, raw: bytes | None, position: MailboxPosition, error: str) -> int:
         return 1

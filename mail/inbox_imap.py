@@ -529,27 +529,32 @@ class ImapSource:
             done.clear()
 
     async def _ingest_batch(self, mailbox: str, uidvalidity: int, items: list[tuple[int, bytes]]) -> _BatchOutcome:
-        """Runs on the event loop: hand each message to the sink, in UID order."""
+        """Runs on the event loop: hand the batch to the sink (one transaction), in UID order.
+
+        The sink stops at the first message it could not record (``FAILED``): that one gets a
+        failure counted; after ``max_attempts`` it is quarantined and the rest of the batch is
+        handed again, otherwise the pass halts there so the recorded position never jumps over it.
+        """
         outcome = _BatchOutcome()
-        for uid, raw in items:
-            position = MailboxPosition(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
-            try:
-                result = await self.sink.ingest(raw, position)
-            except Exception as exc:
-                self.stats.failures += 1
-                log.exception("IMAP %s: no se pudo registrar el UID %d", mailbox, uid)
-                attempts = await self.sink.record_failure(raw, position, f"{type(exc).__name__}: {exc}"[:500])
-                if attempts >= self.max_attempts:
-                    log.warning("IMAP %s: UID %d falló %d veces; enviado a cuarentena", mailbox, uid, attempts)
-                    outcome.failed.append(uid)
-                    continue
+        pending = [(raw, MailboxPosition(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)) for uid, raw in items]
+        while pending:
+            failed = await _ingest_prefix(self.sink, pending, self.stats, outcome.processed, outcome.failed)
+            if failed is None:
+                return outcome
+            index, error = failed
+            if index >= len(pending):  # the sink stopped early without saying why: try again later
                 outcome.halted = True
                 return outcome
-            self.stats.record(result, len(raw))
-            if result.outcome is IngestOutcome.UNPROCESSABLE:
-                outcome.failed.append(uid)
-            else:
-                outcome.processed.append(uid)
+            raw, position = pending[index]
+            self.stats.failures += 1
+            log.error("IMAP %s: no se pudo registrar el UID %d: %s", mailbox, position.uid, error)
+            attempts = await self.sink.record_failure(raw, position, error)
+            if attempts < self.max_attempts:
+                outcome.halted = True
+                return outcome
+            log.warning("IMAP %s: UID %d falló %d veces; enviado a cuarentena", mailbox, position.uid, attempts)
+            outcome.failed.append(position.uid)
+            pending = pending[index + 1 :]
         return outcome
 
     # ------------------------------------------------------------------ waiting
@@ -582,6 +587,32 @@ class ImapSource:
         client.idle_done()
         if self._stop.is_set():
             raise _Stopped()
+
+
+async def _ingest_prefix(
+    sink: MailSink,
+    pending: list[tuple[bytes, MailboxPosition]],
+    stats: WatcherStats,
+    processed: list[int],
+    unprocessable: list[int],
+) -> tuple[int, str] | None:
+    """Hand ``pending`` to ``sink.ingest_batch`` and sort the results into ``processed`` and
+    ``unprocessable`` (UIDs).  Returns None when every message was recorded, else the index of the
+    message that was not (and why): nothing at or after that index was recorded.
+    """
+    try:
+        results = await sink.ingest_batch(pending)
+    except Exception as exc:  # the whole transaction failed: nothing of the batch was recorded
+        log.exception("no se pudo registrar el lote que empieza en el UID %d", pending[0][1].uid)
+        return 0, f"{type(exc).__name__}: {exc}"[:500]
+    for index, ((raw, position), result) in enumerate(zip(pending, results, strict=False)):
+        if result.outcome is IngestOutcome.FAILED:
+            return index, result.detail or "error al registrar el mensaje"
+        stats.record(result, len(raw))
+        (unprocessable if result.outcome is IngestOutcome.UNPROCESSABLE else processed).append(position.uid)
+    if len(results) < len(pending):
+        return len(pending), "el lote no se registró completo"
+    return None
 
 
 def _idle_wait(client: IMAPClient, timeout: float) -> list[Any]:

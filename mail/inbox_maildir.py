@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.inbox.ports import IngestOutcome, MailboxPosition, MailSink
+from core.inbox.ports import IngestOutcome, IngestResult, MailboxPosition, MailSink
 from core.settings import Settings
 from mail.watcher import InboxConfigError, WatcherStats, backoff
 
@@ -40,6 +40,16 @@ def ensure_subfolder(root: Path, name: str) -> Path:
     return folder
 
 
+def _read_all(entries: list[MaildirEntry]) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for entry in entries:
+        try:
+            out.append(entry.path.read_bytes())
+        except FileNotFoundError:
+            out.append(None)  # moved away by someone else meanwhile
+    return out
+
+
 def _base_name(filename: str) -> str:
     return filename.split(":2,", 1)[0]
 
@@ -61,6 +71,8 @@ class MaildirSource:
         processed_folder: str = "Procesados",
         failed_folder: str = "Fallidos",
         poll_seconds: float = 1.0,
+        batch_messages: int = 25,
+        batch_bytes: int = 4 * 1024 * 1024,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         progress_seconds: float = 60.0,
@@ -73,6 +85,8 @@ class MaildirSource:
         self.processed_folder = processed_folder
         self.failed_folder = failed_folder
         self.poll_seconds = poll_seconds
+        self.batch_messages = max(1, batch_messages)
+        self.batch_bytes = batch_bytes
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.progress_seconds = progress_seconds
@@ -127,6 +141,8 @@ class MaildirSource:
         entries = await asyncio.to_thread(self._scan)
         handled = 0
         position = MailboxPosition(mailbox=self.mailbox, uidvalidity=0, uid=0)
+        batch: list[MaildirEntry] = []
+        total = 0
         for entry in entries:
             if entry.size > self.max_message_bytes:
                 await self.sink.record_failure(
@@ -136,29 +152,62 @@ class MaildirSource:
                 self.stats.oversized += 1
                 handled += 1
                 continue
-            try:
-                raw = await asyncio.to_thread(entry.path.read_bytes)
-            except FileNotFoundError:
-                continue  # moved away by someone else meanwhile
-            try:
-                result = await self.sink.ingest(raw, position)
-            except Exception as exc:
-                self.stats.failures += 1
-                log.exception("Maildir: no se pudo registrar %s", entry.path.name)
-                attempts = await self.sink.record_failure(raw, position, f"{type(exc).__name__}: {exc}"[:500])
-                if attempts >= self.max_attempts:
-                    await self._quarantine(entry.path, "max_attempts")
-                    handled += 1
-                continue
-            self.stats.record(result, len(raw))
-            handled += 1
-            if result.outcome is IngestOutcome.UNPROCESSABLE:
-                await self._quarantine(entry.path, "unprocessable")
-            else:
-                await asyncio.to_thread(self._move, entry.path, self.processed_folder)
-                self.stats.moved_processed += 1
+            if batch and (len(batch) >= self.batch_messages or total + entry.size > self.batch_bytes):
+                handled += await self._handle(batch, position)
+                batch, total = [], 0
+            batch.append(entry)
+            total += entry.size
+        if batch:
+            handled += await self._handle(batch, position)
         self.stats.passes += 1
         return handled
+
+    async def _handle(self, entries: list[MaildirEntry], position: MailboxPosition) -> int:
+        """Read a batch of files and hand them to the sink in one call; move what was recorded."""
+        raws = await asyncio.to_thread(_read_all, entries)
+        pending = [(entry, raw) for entry, raw in zip(entries, raws, strict=True) if raw is not None]
+        handled = 0
+        while pending:
+            try:
+                results = await self.sink.ingest_batch([(raw, position) for _, raw in pending])
+            except Exception as exc:  # nothing of the batch was recorded
+                log.exception("Maildir: no se pudo registrar el lote que empieza en %s", pending[0][0].path.name)
+                results = [IngestResult(IngestOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500])]
+            moved: list[Path] = []
+            stop = len(results)
+            for index, ((entry, raw), result) in enumerate(zip(pending, results, strict=False)):
+                if result.outcome is IngestOutcome.FAILED:
+                    stop = index
+                    break
+                self.stats.record(result, len(raw))
+                handled += 1
+                if result.outcome is IngestOutcome.UNPROCESSABLE:
+                    await self._quarantine(entry.path, "unprocessable")
+                else:
+                    moved.append(entry.path)
+            if moved:
+                await asyncio.to_thread(self._move_all, moved, self.processed_folder)
+                self.stats.moved_processed += len(moved)
+            if stop >= len(pending):
+                break
+            if stop == len(results):  # the sink stopped early without saying why: next pass
+                break
+            entry, raw = pending[stop]
+            self.stats.failures += 1
+            error = results[stop].detail or "error al registrar el mensaje"
+            log.error("Maildir: no se pudo registrar %s: %s", entry.path.name, error)
+            attempts = await self.sink.record_failure(raw, position, error)
+            if attempts >= self.max_attempts:
+                await self._quarantine(entry.path, "max_attempts")
+                handled += 1
+            # no position to protect in a Maildir: skip it this pass, go on with the rest
+            pending = pending[stop + 1 :]
+        return handled
+
+    def _move_all(self, paths: list[Path], folder: str) -> None:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                self._move(path, folder)
 
     async def _quarantine(self, path: Path, reason: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.clock import Clock
@@ -47,6 +48,18 @@ def facts_from(message: InboundMessage, raw_size: int, raw_sha256: str | None) -
         size=raw_size,
         raw_sha256=raw_sha256,
     )
+
+
+def parse_and_store(store: RawMailStore, raw: bytes) -> service.InboundFacts | None:
+    """The facts of one raw message (None when it cannot be interpreted), the raw kept in ``store``."""
+    message = parse_message(raw)
+    if "parse_failed" in message.defects:
+        return None
+    return facts_from(message, len(raw), store.put(raw))
+
+
+def _parse_all(store: RawMailStore, raws: list[bytes]) -> list[service.InboundFacts | None]:
+    return [parse_and_store(store, raw) for raw in raws]
 
 
 class RawMailStore:
@@ -87,22 +100,47 @@ class CoreMailSink:
             return await service.last_uid(session, mailbox, uidvalidity)
 
     async def ingest(self, raw: bytes, position: MailboxPosition) -> IngestResult:
-        # Parsing a large message takes milliseconds of CPU: keep the event loop free.
-        message, sha = await asyncio.to_thread(self._parse_and_store, raw)
-        if "parse_failed" in message.defects:
-            return IngestResult(IngestOutcome.UNPROCESSABLE, detail="no se pudo interpretar el mensaje")
-        facts = facts_from(message, len(raw), sha)
-        async with self.db.transaction() as session:
-            result = await service.ingest_mail(session, facts, position, cfg=self.cfg, now=self.clock.now())
-        log.info(
-            "inbound mail %s",
-            result.outcome.value,
-            extra={"mailbox": position.mailbox, "uid": position.uid, "ticket": result.ticket},
-        )
+        (result,) = await self.ingest_batch([(raw, position)])
         return result
 
-    def _parse_and_store(self, raw: bytes) -> tuple[InboundMessage, str]:
-        return parse_message(raw), self.store.put(raw)
+    async def ingest_batch(self, items: Sequence[tuple[bytes, MailboxPosition]]) -> list[IngestResult]:
+        """Parse (and store) the whole batch off the event loop, then record it in one transaction."""
+        if not items:
+            return []
+        parsed = await self._parse_batch([raw for raw, _ in items])
+        results: list[IngestResult | None] = [None] * len(items)
+        wanted: list[tuple[service.InboundFacts, MailboxPosition]] = []
+        where: list[int] = []
+        for i, (facts, (_, position)) in enumerate(zip(parsed, items, strict=True)):
+            if facts is None:
+                results[i] = IngestResult(IngestOutcome.UNPROCESSABLE, detail="no se pudo interpretar el mensaje")
+            else:
+                wanted.append((facts, position))
+                where.append(i)
+        recorded: list[IngestResult] = []
+        if wanted:
+            async with self.db.transaction() as session:
+                recorded = await service.ingest_mails(session, wanted, cfg=self.cfg, now=self.clock.now())
+        for i, result in zip(where, recorded, strict=False):
+            results[i] = result
+        # Stop at the first message that was not recorded: nothing after it counts as handled.
+        out: list[IngestResult] = []
+        for result, (_, position) in zip(results, items, strict=True):
+            if result is None:
+                break
+            out.append(result)
+            log.info(
+                "inbound mail %s",
+                result.outcome.value,
+                extra={"mailbox": position.mailbox, "uid": position.uid, "ticket": result.ticket},
+            )
+            if result.outcome is IngestOutcome.FAILED:
+                break
+        return out
+
+    async def _parse_batch(self, raws: list[bytes]) -> list[service.InboundFacts | None]:
+        # Parsing a large message takes milliseconds of CPU: keep the event loop free.
+        return await asyncio.to_thread(_parse_all, self.store, raws)
 
     async def record_failure(self, raw: bytes | None, position: MailboxPosition, error: str) -> int:
         key = (

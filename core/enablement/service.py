@@ -6,11 +6,13 @@ jobs its decision causes (e-mails, Slack card updates) in that same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import Actor, record
@@ -417,23 +419,18 @@ async def last_uid(session: AsyncSession, mailbox: str, uidvalidity: int) -> int
     return int(value or 0)
 
 
-async def _advance(session: AsyncSession, position: MailboxPosition, now: datetime) -> None:
-    if position.uid <= 0:
+async def _advance(session: AsyncSession, mailbox: str, uidvalidity: int, uid: int, now: datetime) -> None:
+    """Raise the recorded position to ``uid`` (never lower it): one upsert on both dialects."""
+    if uid <= 0:
         return
-    state = await session.scalar(
-        select(MailboxState)
-        .where(MailboxState.mailbox == position.mailbox, MailboxState.uidvalidity == position.uidvalidity)
-        .with_for_update()
+    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_fn(MailboxState).values(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=uid, updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["mailbox", "uidvalidity"],
+        set_={"last_uid": stmt.excluded.last_uid, "updated_at": stmt.excluded.updated_at},
+        where=MailboxState.last_uid < stmt.excluded.last_uid,
     )
-    if state is None:
-        session.add(
-            MailboxState(
-                mailbox=position.mailbox, uidvalidity=position.uidvalidity, last_uid=position.uid, updated_at=now
-            )
-        )
-    elif position.uid > state.last_uid:
-        state.last_uid = position.uid
-        state.updated_at = now
+    await session.execute(stmt)
 
 
 async def _find_thread_request(session: AsyncSession, facts: InboundFacts) -> ConfigRequest | None:
@@ -459,6 +456,56 @@ async def _find_thread_request(session: AsyncSession, facts: InboundFacts) -> Co
     return None
 
 
+class MailNotRecorded(Exception):
+    """``ingest_mail`` could not record the message (its effects were rolled back)."""
+
+
+async def _recorded_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    unique = list(dict.fromkeys(keys))
+    for i in range(0, len(unique), 500):
+        chunk = unique[i : i + 500]
+        found.update(await session.scalars(select(InboundMail.dedup_key).where(InboundMail.dedup_key.in_(chunk))))
+    return found
+
+
+async def ingest_mails(
+    session: AsyncSession,
+    items: Sequence[tuple[InboundFacts, MailboxPosition]],
+    *,
+    cfg: EnablementConfig,
+    now: datetime,
+) -> list[IngestResult]:
+    """Record a batch of inbound messages, their effects and the mailbox position in the caller's
+    transaction.
+
+    Each message runs in its own SAVEPOINT.  When one raises, it alone is rolled back, it gets a
+    ``FAILED`` result and processing stops: later messages get no result and the position written
+    covers only the messages before it (see :meth:`core.inbox.ports.MailSink.ingest_batch`).
+    Duplicates (already recorded, or repeated inside the batch) are answered without writing.
+    """
+    results: list[IngestResult] = []
+    seen = await _recorded_keys(session, [facts.dedup_key for facts, _ in items])
+    high: dict[tuple[str, int], int] = {}
+    for facts, position in items:
+        if facts.dedup_key in seen:
+            result = IngestResult(IngestOutcome.DUPLICATE, detail="mensaje ya registrado")
+        else:
+            try:
+                async with session.begin_nested():
+                    result = await _ingest_one(session, facts, position, cfg=cfg, now=now)
+            except Exception as exc:  # the message alone is rolled back; stop here
+                results.append(IngestResult(IngestOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500]))
+                break
+            seen.add(facts.dedup_key)
+        results.append(result)
+        box = (position.mailbox, position.uidvalidity)
+        high[box] = max(high.get(box, 0), position.uid)
+    for (mailbox, uidvalidity), uid in high.items():
+        await _advance(session, mailbox, uidvalidity, uid, now)
+    return results
+
+
 async def ingest_mail(
     session: AsyncSession,
     facts: InboundFacts,
@@ -467,10 +514,24 @@ async def ingest_mail(
     cfg: EnablementConfig,
     now: datetime,
 ) -> IngestResult:
-    """Record one inbound message and its effect, and advance the mailbox position, atomically."""
-    await _advance(session, position, now)
-    if await session.scalar(select(InboundMail.id).where(InboundMail.dedup_key == facts.dedup_key)):
-        return IngestResult(IngestOutcome.DUPLICATE, detail="mensaje ya registrado")
+    """Record one inbound message and its effect, and advance the mailbox position, atomically.
+
+    Raises :class:`MailNotRecorded` when the message could not be recorded.
+    """
+    (result,) = await ingest_mails(session, [(facts, position)], cfg=cfg, now=now)
+    if result.outcome is IngestOutcome.FAILED:
+        raise MailNotRecorded(result.detail)
+    return result
+
+
+async def _ingest_one(
+    session: AsyncSession,
+    facts: InboundFacts,
+    position: MailboxPosition,
+    *,
+    cfg: EnablementConfig,
+    now: datetime,
+) -> IngestResult:
 
     def recorded(outcome: IngestOutcome, request_id: int | None, detail: str) -> InboundMail:
         row = InboundMail(

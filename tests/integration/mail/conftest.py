@@ -8,7 +8,7 @@ import hashlib
 import os
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +60,7 @@ class RecordingSink:
     failures: Counter[str] = field(default_factory=Counter)
     failure_errors: list[str] = field(default_factory=list)
     ingest_calls: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     parse: bool = True
 
@@ -90,6 +91,18 @@ class RecordingSink:
             outcome = IngestOutcome.NEW_REQUEST
         self.outcomes[outcome.value] += 1
         return IngestResult(outcome=outcome)
+
+    async def ingest_batch(self, items: Sequence[tuple[bytes, MailboxPosition]]) -> list[IngestResult]:
+        """The batch contract: stop at the first message that raises, answered FAILED."""
+        self.batch_sizes.append(len(items))
+        results: list[IngestResult] = []
+        for raw, position in items:
+            try:
+                results.append(await self.ingest(raw, position))
+            except Exception as exc:
+                results.append(IngestResult(IngestOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"))
+                break
+        return results
 
     async def record_failure(self, raw: bytes | None, position: MailboxPosition, error: str) -> int:
         key = self._key(raw) if raw is not None else f"pos:{position.mailbox}:{position.uidvalidity}:{position.uid}"
