@@ -9,6 +9,7 @@ from core.inbox import models as inbox_models
 from core.jobs import models as job_models
 from core.notifications import models as notification_models
 from core.orders import models as order_models
+from core.pac import sandbox_db as sandbox_pac_models  # noqa: F401  (the sandbox PAC's store)
 from core.stamping import models as stamping_models
 from core.stamps import models as stamp_models
 from core.statements import models as statement_models  # noqa: F401  (statements: issue 7)

@@ -2,7 +2,9 @@
 
 Nothing here runs at import time.  The sandbox PAC's identity (certificate + key) is generated on
 first use into ``<data_dir>/sandbox-pac/`` (key file 0600) so its UUIDs and SelloSAT stay
-verifiable across restarts.
+verifiable across restarts, and its stamps and cancellations live in the database
+(:class:`~core.pac.sandbox_db.DatabaseSandboxStore`), so a re-sent document still gets its first
+UUID after a restart.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from core.db.engine import Database
 from core.pac.base import Pac
 from core.pac.factory import build_pac
 from core.pac.sandbox import SandboxIdentity
+from core.pac.sandbox_db import DatabaseSandboxStore
 from core.sat.trust import SatTrust
 from core.secrets.box import SecretBox
 from core.settings import Settings
@@ -75,7 +78,9 @@ class StampingRuntime:
     canceller: Canceller
 
 
-def build_pac_from_settings(settings: Settings, clock: Clock, trust: SatTrust) -> Pac:
+def build_pac_from_settings(settings: Settings, clock: Clock, trust: SatTrust, db: Database | None = None) -> Pac:
+    """The configured PAC; the sandbox keeps its stamps and cancellations in ``db`` when given
+    (so its duplicate answers and ``recover`` survive a restart), else in memory."""
     options: dict[str, str] = {}
     if settings.pac == "finkok":
         options = {"username": settings.pac_user, "password": settings.pac_password}
@@ -92,6 +97,7 @@ def build_pac_from_settings(settings: Settings, clock: Clock, trust: SatTrust) -
         clock=clock,
         options=options,
         sandbox_signer=signer,
+        sandbox_store=DatabaseSandboxStore(db) if db is not None and settings.pac == "sandbox" else None,
         trust=trust,
         latency=settings.pac_latency_ms / 1000.0,
         test_environment=settings.pac_test_environment,
@@ -109,7 +115,7 @@ def build_stamping(
     files_dir: Path | None = None,
     pac: Pac | None = None,
 ) -> StampingRuntime:
-    the_pac = pac or build_pac_from_settings(settings, clock, trust)
+    the_pac = pac or build_pac_from_settings(settings, clock, trust, db)
     address = settings.mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
     config = StampingConfig(
         mail_from=settings.mail_from,
