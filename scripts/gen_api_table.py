@@ -1,7 +1,9 @@
 """Print the endpoint table of docs/api.md from the OpenAPI document: python scripts/gen_api_table.py"""
 
-import asyncio, tempfile
+import asyncio
+import tempfile
 from pathlib import Path
+
 from admin.app import create_app
 from admin.container import build_container
 from admin.openapi import build_openapi
