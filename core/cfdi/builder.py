@@ -9,6 +9,7 @@ Moneda XXX, SubTotal 0, Total 0, Exportacion 01, UsoCFDI CP01 and one Concepto
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -209,8 +210,14 @@ def _impuestos_p(
                 el.set("ImporteP", fmt(t.amount or Decimal(0), t.decimals))
 
 
-def build_rep_tree(rep: RepInput, signer: Signer) -> tuple[etree._Element, BuiltRep]:
-    """Build and seal the REP; returns the lxml root and the sealed result."""
+def build_rep_tree(
+    rep: RepInput, signer: Signer, *, substitutes: Sequence[str] = ()
+) -> tuple[etree._Element, BuiltRep]:
+    """Build and seal the REP; returns the lxml root and the sealed result.
+
+    ``substitutes``: UUIDs of earlier REPs this one replaces (cancellation motivo 01), written as
+    ``CfdiRelacionados`` with ``TipoRelacion="04"`` (the only relation SAT allows in a tipo P).
+    """
     check_input(rep)
     payment = rep.payment
     fecha = local_timestamp(rep.issued_at, rep.time_zone)
@@ -233,6 +240,11 @@ def build_rep_tree(rep: RepInput, signer: Signer) -> tuple[etree._Element, Built
     root.set("Exportacion", "01")
     root.set("LugarExpedicion", rep.postal_code)
 
+    if substitutes:
+        relacionados = etree.SubElement(root, _C + "CfdiRelacionados")
+        relacionados.set("TipoRelacion", "04")
+        for uuid in substitutes:
+            etree.SubElement(relacionados, _C + "CfdiRelacionado").set("UUID", uuid.strip().upper())
     emisor = etree.SubElement(root, _C + "Emisor")
     emisor.set("Rfc", rep.issuer.rfc)
     emisor.set("Nombre", rep.issuer.name)

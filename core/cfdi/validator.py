@@ -87,6 +87,8 @@ MESSAGES: dict[str, str] = {
     "CRP20121": "El campo Descuento no se debe registrar en el CFDI.",
     "CRP20122": 'El valor del campo ObjetoImp debe ser "01".',
     "CRP20123": "No se debe registrar el apartado de Impuestos en el CFDI.",
+    "tipo_relacion_rep": 'En un complemento de pago solo se admite TipoRelacion "04" (sustitución de los CFDI '
+    "previos).",
     "CRP20211": "El valor del campo MontoTotalPagos no es igual al redondeo de la suma del resultado de "
     "multiplicar cada uno de los atributos Monto por el valor registrado en el atributo TipoCambioP de "
     "cada nodo Pago.",
@@ -281,6 +283,9 @@ def _check_envelope(root: etree._Element, report: _Report) -> None:
         report.add("CRP20110", path + "@Total")
     if root.find(_C + "Impuestos") is not None:
         report.add("CFDI40201", path + "/cfdi:Impuestos")
+    for rel in root.findall(_C + "CfdiRelacionados"):
+        if rel.get("TipoRelacion") != "04":
+            report.add("tipo_relacion_rep", path + "/cfdi:CfdiRelacionados@TipoRelacion")
     lugar = root.get("LugarExpedicion", "")
     if not postal_code_exists(lugar):
         report.add("CFDI40126", path + "@LugarExpedicion")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,9 @@ from core.stamping.models import Payment, PaymentComplement, PaymentStatus, RepS
 from core.stamps import service as stamps
 from core.vendors.models import Vendor
 from core.vendors.onboarding import active_csd_credential
+
+if TYPE_CHECKING:
+    from core.stamping.stamping import Stamper
 
 CANCEL_JOB = "rep.cancel"
 _CANCELLABLE = frozenset({RepStatus.STAMPED.value, RepStatus.CANCEL_REJECTED.value})
@@ -86,6 +90,49 @@ async def request_cancellation(
         at=now, after={"motivo": motivo, "folio_sustitucion": substitute},
     )  # fmt: skip
     return rep
+
+
+async def substitute_and_cancel(
+    stamper: Stamper, rep_id: int, *, actor: Actor, vendor_id: int | None = None
+) -> PaymentComplement:
+    """Cancellation motivo 01: issue the substitute REP, then ask to cancel ``rep_id`` with it.
+
+    The substitute covers the same payment (same installments), gets a new folio and carries
+    ``CfdiRelacionados`` TipoRelacion 04 with the cancelled UUID; once it is stamped, the
+    ``rep.cancel`` job of the original is queued with ``folio_sustitucion`` = the new UUID.  The
+    payment stays stamped throughout.  Calling it again after a failure resumes (the sealed
+    substitute is re-sent; a stamped one is reused), so it never issues two substitutes.
+    Returns the substitute.  Raises :class:`Conflict` / :class:`Invalid` (Spanish message) when
+    the substitute cannot be issued (sin saldo, validator or PAC refusal...).
+    """
+    async with stamper.db.session() as session:
+        original = await session.get(PaymentComplement, rep_id)
+        if original is None or (vendor_id is not None and original.vendor_id != vendor_id):
+            raise NotFound("No se encontró el complemento de pago.")
+        if original.status in _IN_FLIGHT:
+            raise Conflict("La cancelación de este complemento ya está en proceso.", code="cancel_in_progress")
+        if original.status not in _CANCELLABLE or original.uuid is None:
+            raise Conflict("Solo se puede cancelar un complemento timbrado.", code="not_stamped")
+        payment_id = original.payment_id
+    await stamper.stamp_payment(payment_id, replaces=rep_id)
+    now = stamper.clock.now()
+    async with stamper.db.transaction() as session:
+        substitute = await session.scalar(
+            select(PaymentComplement)
+            .where(
+                PaymentComplement.payment_id == payment_id,
+                PaymentComplement.id > rep_id,
+                PaymentComplement.status == RepStatus.STAMPED.value,
+            )
+            .order_by(PaymentComplement.id.desc())
+            .limit(1)
+        )
+        if substitute is None or substitute.uuid is None:
+            raise Conflict("El complemento sustituto no quedó timbrado; intenta de nuevo.", code="sustituto_pendiente")
+        await request_cancellation(
+            session, rep_id, motivo="01", substitute_uuid=substitute.uuid, actor=actor, now=now, vendor_id=vendor_id
+        )
+        return substitute
 
 
 @dataclass

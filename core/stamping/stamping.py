@@ -38,6 +38,7 @@ from core.cfdi.validator import Finding, Installment, validate_rep
 from core.clients.models import ClientContact
 from core.clock import Clock
 from core.db.engine import Database
+from core.errors import Conflict, Invalid, NotFound
 from core.jobs.queue import enqueue
 from core.jobs.worker import JobContext, PermanentJobError, RetryLater
 from core.notifications.outbox import EmailSpec, queue_email
@@ -66,6 +67,8 @@ MAX_CACHED_SIGNERS = 256
 DELIVER_JOB = "rep.deliver"
 #: A sealed REP older than this is rebuilt instead of re-sent (the PAC's window is 72 hours).
 STALE_SEALED = timedelta(hours=70)
+#: REPs that a substitute (cancellation motivo 01) may replace.
+_SUBSTITUTABLE = frozenset({RepStatus.STAMPED.value, RepStatus.CANCEL_REJECTED.value})
 
 WAITING_MESSAGES = {
     "sin_saldo": "Sin saldo: no hay timbres disponibles en un plan vigente.",
@@ -341,17 +344,30 @@ class Stamper:
         return {STAMP_JOB: self.handle_stamp, DELIVER_JOB: self.handle_deliver}
 
     # ------------------------------------------------------------------ the pipeline
-    async def stamp_payment(self, payment_id: int) -> Outcome:
-        """Stamp the REP of one payment (idempotent; see the module docstring)."""
+    async def stamp_payment(self, payment_id: int, *, replaces: int | None = None) -> Outcome:
+        """Stamp the REP of one payment (idempotent; see the module docstring).
+
+        ``replaces``: the id of a stamped REP of this payment that the new one substitutes
+        (cancellation motivo 01): the new REP carries ``CfdiRelacionados`` TipoRelacion 04 with its
+        UUID, and the payment stays stamped whatever happens.  A refusal then raises
+        :class:`~core.errors.Conflict` (waiting: sin saldo, sin CSD...) or :class:`~core.errors.Invalid`
+        (the validator's or the PAC's first finding) instead of changing the payment.
+        """
         now = self.clock.now()
         try:
             async with self.db.transaction() as session:
-                sealed = await self._prepare(session, payment_id, now)
+                sealed = await self._prepare(session, payment_id, now, replaces)
         except _Wait as wait:
+            if replaces is not None:
+                message = " ".join(WAITING_MESSAGES.get(c, c) for c in wait.missing)
+                raise Conflict(f"No se puede emitir el complemento sustituto. {message}", code=wait.code) from None
             async with self.db.transaction() as session:
                 await self._record_wait(session, payment_id, wait, now)
             return Outcome.WAITING
         except _Refused as refused:
+            if replaces is not None:
+                first = refused.findings[0] if refused.findings else {"code": "rechazado", "message": "Rechazado."}
+                raise Invalid(first["message"], code=first["code"], details=refused.findings) from None
             async with self.db.transaction() as session:
                 await self._record_local_rejection(session, payment_id, refused.findings, now)
             return Outcome.REJECTED
@@ -362,6 +378,8 @@ class Stamper:
         except PacRejected as exc:
             async with self.db.transaction() as session:
                 await self._record_pac_rejection(session, sealed.rep_id, exc, self.clock.now())
+            if replaces is not None:
+                raise Invalid(exc.message, code=exc.code) from None
             return Outcome.REJECTED
         except PacAlreadyStamped:
             recovered = await self.pac.recover(sealed.xml)
@@ -371,11 +389,13 @@ class Stamper:
         async with self.db.transaction() as session:
             return await self._store(session, sealed.rep_id, result, self.clock.now(), sealed.time_zone)
 
-    async def _prepare(self, session: AsyncSession, payment_id: int, now: datetime) -> _Sealed | None:
+    async def _prepare(
+        self, session: AsyncSession, payment_id: int, now: datetime, replaces: int | None = None
+    ) -> _Sealed | None:
         payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
         if payment is None:
             raise PermanentJobError(f"payment {payment_id} not found")
-        if payment.status == PaymentStatus.STAMPED.value:
+        if payment.status == PaymentStatus.STAMPED.value and replaces is None:
             return None
         earlier = list(
             await session.scalars(
@@ -384,6 +404,16 @@ class Stamper:
                 .order_by(PaymentComplement.id)
             )
         )
+        substitutes: tuple[str, ...] = ()
+        if replaces is not None:
+            original = next((r for r in earlier if r.id == replaces), None)
+            if original is None or original.uuid is None:
+                raise NotFound("No se encontró el complemento timbrado que se va a sustituir.")
+            if any(r.id > original.id and r.status == RepStatus.STAMPED.value for r in earlier):
+                return None  # its substitute is already stamped
+            if original.status not in _SUBSTITUTABLE:
+                raise Conflict("Solo se puede sustituir un complemento timbrado.", code="not_stamped")
+            substitutes = (original.uuid,)
         existing = next((r for r in earlier if r.status == RepStatus.SEALED.value), None)
         if existing is not None:
             if now - existing.issued_at < STALE_SEALED:
@@ -426,7 +456,9 @@ class Stamper:
             raise await self._waiting_codes(session, payment.vendor_id, now) or _Wait(exc.code) from None
         folio, settings = await allocate_folio(session, payment.vendor_id)
         try:
-            root, built = build_rep_tree(rep_input(payment, lines, vendor, settings, folio=folio, now=now), signer)
+            root, built = build_rep_tree(
+                rep_input(payment, lines, vendor, settings, folio=folio, now=now), signer, substitutes=substitutes
+            )
         except CfdiError as exc:
             raise _Refused([{"code": exc.code, "message": exc.message, "path": "/"}]) from None
         findings = validate_rep(root, history=history, now=now, xsd_variant=self.config.xsd_variant)
@@ -456,10 +488,11 @@ class Stamper:
             updated_at=now,
         )
         session.add(rep)
-        payment.status = PaymentStatus.STAMPING.value
-        payment.waiting_code = payment.waiting_message = None
-        payment.errors = []
-        payment.updated_at = now
+        if replaces is None:  # a substitute leaves the stamped payment as it is
+            payment.status = PaymentStatus.STAMPING.value
+            payment.waiting_code = payment.waiting_message = None
+            payment.errors = []
+            payment.updated_at = now
         await session.flush()
         return _Sealed(rep.id, built.xml, key, settings.time_zone)
 
@@ -518,6 +551,8 @@ class Stamper:
         await self._reject_rep(session, rep, errors, now)
         payment = await session.get(Payment, rep.payment_id, with_for_update=True, populate_existing=True)
         assert payment is not None
+        if payment.status == PaymentStatus.STAMPED.value:  # a refused substitute: the original stands
+            return
         payment.status, payment.errors, payment.updated_at = PaymentStatus.REJECTED.value, errors, now
         payment.waiting_code = exc.code
 
