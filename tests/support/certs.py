@@ -1,6 +1,8 @@
 """Test factory: the project's own CA, CSD and e.firma certificates, and SAT-style key files.
 
-Everything is built with ``cryptography``; nothing is read from SAT's files. Typical use::
+Built on the product's generator (:mod:`core.sat.demo_credentials`, also used by ``timbrado demo``),
+adding what only tests need: cached keys, hostile certificates (forged issuer, missing extensions,
+hand-made subjects) and hostile key files. Typical use::
 
     from tests.support.certs import TestCa, pooled_key
 
@@ -14,9 +16,10 @@ Keys: generating RSA keys is slow, so :func:`pooled_key` hands out cached 2048-b
 pass ``key=`` to :meth:`TestCa.issue` to choose one, or ``key=fresh_key()`` for a new one.
 
 Key files: :meth:`IssuedCredential.key_der` writes PKCS#8 PBES2 / PBKDF2-HMAC-SHA1 (2048 rounds) /
-3DES-CBC, exactly SAT's format; ``key_pem`` is the same in PEM; ``key_legacy_pem`` is the
-traditional OpenSSL encrypted PEM; ``key_unsupported_cipher_der`` uses Camellia-256-CBC (a real
-encryption that ``core`` refuses); ``key_huge_iterations_der`` asks for 10⁹ PBKDF2 rounds.
+3DES-CBC, exactly SAT's format (the product's writer); ``key_pem`` is the same in PEM;
+``key_legacy_pem`` is the traditional OpenSSL encrypted PEM; ``key_unsupported_cipher_der`` uses
+Camellia-256-CBC (a real encryption that ``core`` refuses); ``key_huge_iterations_der`` asks for 10⁹
+PBKDF2 rounds.
 """
 
 from __future__ import annotations
@@ -24,12 +27,9 @@ from __future__ import annotations
 import base64
 import functools
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import Camellia, TripleDES
@@ -38,14 +38,25 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.x509.name import _ASN1Type
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
-Kind = Literal["csd", "fiel"]
+from core.sat.demo_credentials import (
+    DEMO_PASSWORD,
+    SAT_ORGANIZATION,
+    DemoCredential,
+    Kind,
+    certificate_number_serial,
+    extended_key_usage_for,
+    generate_key,
+    issue_certificate,
+    key_usage_for,
+    random_certificate_number,
+    self_signed_ca,
+)
+from core.sat.demo_credentials import sat_subject as core_sat_subject
 
-SAT_ORGANIZATION = "SERVICIO DE ADMINISTRACION TRIBUTARIA"
-PASSWORD = "12345678a"
+PASSWORD = DEMO_PASSWORD
 _DEFAULT = object()
-_NAME = x509.ObjectIdentifier("2.5.4.41")  # "name", as in SAT subjects
 
 # OIDs used to write PKCS#8 envelopes.
 _PBES2 = "1.2.840.113549.1.5.13"
@@ -59,7 +70,7 @@ _CAMELLIA_256_CBC = "1.2.392.200011.61.1.1.1.4"
 
 def fresh_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     """A newly generated RSA key (slow: tens of milliseconds)."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return generate_key(bits)
 
 
 @functools.cache
@@ -145,14 +156,12 @@ def _pem(label: str, der: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
-class IssuedCredential:
-    """A certificate issued by a :class:`TestCa` and its private key, with SAT-like file writers."""
+class IssuedCredential(DemoCredential):
+    """A certificate issued by a :class:`TestCa` and its private key, with SAT-like and hostile file writers.
 
-    certificate: x509.Certificate
-    private_key: rsa.RSAPrivateKey = field(repr=False)
-
-    def cer_der(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.DER)
+    ``cer_der``, ``key_der`` (SAT's .key format) and ``write`` come from the product's
+    :class:`~core.sat.demo_credentials.DemoCredential`.
+    """
 
     def cer_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
@@ -160,12 +169,6 @@ class IssuedCredential:
     def key_unencrypted_der(self) -> bytes:
         return self.private_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-
-    def key_der(self, password: str = PASSWORD, *, iterations: int = 2048) -> bytes:
-        """PKCS#8 EncryptedPrivateKeyInfo, PBES2/PBKDF2-SHA1/3DES-CBC: the format of SAT's .key."""
-        return _pbes2_envelope(
-            self.key_unencrypted_der(), password.encode(), cipher_oid=_DES_EDE3_CBC, iterations=iterations
         )
 
     def key_pem(self, password: str = PASSWORD) -> bytes:
@@ -191,23 +194,6 @@ class IssuedCredential:
             self.key_unencrypted_der(), b"", cipher_oid=_DES_EDE3_CBC, iterations=iterations, encrypt=False
         )
 
-    def write(self, directory: Path, password: str = PASSWORD, *, stem: str = "credential") -> tuple[Path, Path]:
-        """Write ``<stem>.cer`` (DER) and ``<stem>.key`` (SAT-format PKCS#8) into ``directory``."""
-        directory.mkdir(parents=True, exist_ok=True)
-        cer, key = directory / f"{stem}.cer", directory / f"{stem}.key"
-        cer.write_bytes(self.cer_der())
-        key.write_bytes(self.key_der(password))
-        return cer, key
-
-
-def certificate_number_serial(number: str) -> int:
-    """The X.509 serial that SAT derives from a 20-digit certificate number (ASCII digits)."""
-    return int.from_bytes(number.encode("ascii"), "big")
-
-
-def random_certificate_number() -> str:
-    return "30001000000" + "".join(secrets.choice("0123456789") for _ in range(9))
-
 
 def sat_subject(
     *,
@@ -219,46 +205,25 @@ def sat_subject(
     branch: str | None = None,
     unique_identifier_as_bitstring: bool = False,
 ) -> x509.Name:
-    """A subject shaped like SAT's: CN, name, O, x500UniqueIdentifier, serialNumber[, OU]."""
-    unique = f"{rfc} / {rfc_representative}" if rfc_representative else rfc
-    serial = f"{curp or ''} / {curp_representative}" if curp_representative else (curp or "")
-    unique_attr = (
-        x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, unique.encode("utf-8"), _type=_ASN1Type.BitString)
-        if unique_identifier_as_bitstring
-        else x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, unique)
+    """A subject shaped like SAT's (the product's), optionally with x500UniqueIdentifier as a BIT STRING."""
+    name = core_sat_subject(
+        rfc=rfc,
+        legal_name=legal_name,
+        rfc_representative=rfc_representative,
+        curp=curp,
+        curp_representative=curp_representative,
+        branch=branch,
     )
-    attributes = [
-        x509.NameAttribute(NameOID.COMMON_NAME, legal_name),
-        x509.NameAttribute(_NAME, legal_name),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, legal_name),
-        unique_attr,
-    ]
-    if serial:
-        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
-    if branch:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, branch))
-    return x509.Name(attributes)
-
-
-def key_usage_for(kind: Kind) -> x509.KeyUsage:
-    fiel = kind == "fiel"
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=True,
-        key_encipherment=False,
-        data_encipherment=fiel,
-        key_agreement=fiel,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
+    if not unique_identifier_as_bitstring:
+        return name
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, str(a.value).encode("utf-8"), _type=_ASN1Type.BitString)
+            if a.oid == NameOID.X500_UNIQUE_IDENTIFIER
+            else a
+            for a in name
+        ]
     )
-
-
-def extended_key_usage_for(kind: Kind) -> tuple[x509.ObjectIdentifier, ...]:
-    if kind == "fiel":
-        return (ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH)
-    return ()
 
 
 # --- the CA --------------------------------------------------------------------------------------
@@ -266,7 +231,7 @@ def extended_key_usage_for(kind: Kind) -> tuple[x509.ObjectIdentifier, ...]:
 
 @dataclass(frozen=True)
 class TestCa:
-    """A certificate authority for tests. ``issue`` builds CSD / e.firma certificates."""
+    """A certificate authority for tests. ``issue`` builds CSD / e.firma certificates, hostile ones too."""
 
     __test__ = False  # not a pytest test class
 
@@ -286,37 +251,12 @@ class TestCa:
         """A self-signed CA; names that are not SAT's unless you pass them."""
         now = datetime.now(UTC)
         ca_key = key or pooled_key(1000)
-        name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-                x509.NameAttribute(NameOID.COUNTRY_NAME, "MX"),
-            ]
-        )
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or now - timedelta(days=3650))
-            .not_valid_after(not_after or now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(ca_key, hashes.SHA256())
+        cert = self_signed_ca(
+            ca_key,
+            common_name=common_name,
+            organization=organization,
+            not_before=not_before or now - timedelta(days=3650),
+            not_after=not_after or now + timedelta(days=3650),
         )
         return cls(cert, ca_key)
 
@@ -367,24 +307,19 @@ class TestCa:
             branch=chosen_branch,
             unique_identifier_as_bitstring=unique_identifier_as_bitstring,
         )
-        serial = serial_number or certificate_number_serial(certificate_number or random_certificate_number())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(self.certificate.subject)
-            .public_key(holder_key.public_key())
-            .serial_number(serial)
-            .not_valid_before(not_before or now - timedelta(days=1))
-            .not_valid_after(not_after or now + timedelta(days=4 * 365))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        )
         usage = key_usage_for(kind) if key_usage is _DEFAULT else key_usage
-        if usage is not None:
-            assert isinstance(usage, x509.KeyUsage)
-            builder = builder.add_extension(usage, critical=False)
+        assert usage is None or isinstance(usage, x509.KeyUsage)
         eku = extended_key_usage_for(kind) if extended_key_usage is _DEFAULT else extended_key_usage
-        if eku:
-            assert isinstance(eku, Sequence)
-            builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-        cert = builder.sign(signing_key or self.private_key, hashes.SHA256())
+        assert eku is None or isinstance(eku, Sequence)
+        cert = issue_certificate(
+            issuer=self.certificate.subject,
+            signing_key=signing_key or self.private_key,
+            subject=name,
+            public_key=holder_key.public_key(),
+            serial_number=serial_number or certificate_number_serial(certificate_number or random_certificate_number()),
+            not_before=not_before or now - timedelta(days=1),
+            not_after=not_after or now + timedelta(days=4 * 365),
+            key_usage=usage,
+            extended_key_usage=tuple(eku or ()),
+        )
         return IssuedCredential(cert, holder_key)
