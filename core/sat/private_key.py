@@ -177,6 +177,17 @@ def _password_bytes(password: str | bytes) -> bytes:
     return raw
 
 
+def _strict_der_envelope(der: bytes) -> bool:
+    """True when the encrypted PKCS#8 envelope is canonical DER (what cryptography accepts)."""
+    from asn1crypto.keys import EncryptedPrivateKeyInfo
+
+    try:
+        parsed = EncryptedPrivateKeyInfo.load(der, strict=True)
+        return bool(parsed.dump(force=True) == der)
+    except Exception:  # any parsing problem means "not strict DER"
+        return False
+
+
 def load_private_key(data: bytes, password: str | bytes) -> rsa.RSAPrivateKey:
     """Decrypt a SAT private key (DER or PEM). Raises :class:`CredentialError` with a Spanish message."""
     if not data:
@@ -203,10 +214,11 @@ def load_private_key(data: bytes, password: str | bytes) -> rsa.RSAPrivateKey:
             key = serialization.load_pem_private_key(legacy_pem, secret)
     except UnsupportedAlgorithm:
         raise _unsupported("desconocido") from None
-    except (ValueError, TypeError) as exc:
-        # The envelope was checked above, so a failure here is almost always the password; an
-        # envelope that is not strict DER (which cryptography refuses before decrypting) is not.
-        if "ASN.1 parsing error" in str(exc):
+    except (ValueError, TypeError):
+        # The envelope was checked above.  If it is strict DER, a failure here comes from what the
+        # password decrypted: a wrong password (which now and then even passes the padding check and
+        # yields garbage that fails to parse).  A non-strict envelope is refused before decrypting.
+        if der is not None and not _strict_der_envelope(der):
             raise _invalid() from None
         raise _wrong_password() from None
     if not isinstance(key, rsa.RSAPrivateKey):
