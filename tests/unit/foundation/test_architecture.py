@@ -41,8 +41,10 @@ def _reads_environment(source: str) -> bool:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
             return True
-        if isinstance(node, ast.ImportFrom) and node.module == "os" and any(
-            alias.name in ("environ", "getenv", "environb") for alias in node.names
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in ("environ", "getenv", "environb") for alias in node.names)
         ):
             return True
     return False
