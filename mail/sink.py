@@ -50,16 +50,21 @@ def facts_from(message: InboundMessage, raw_size: int, raw_sha256: str | None) -
     )
 
 
-def parse_and_store(store: RawMailStore, raw: bytes) -> service.InboundFacts | None:
-    """The facts of one raw message (None when it cannot be interpreted), the raw kept in ``store``."""
+def parse_facts(raw: bytes) -> service.InboundFacts | None:
+    """The facts of one raw message (None when it cannot be interpreted).  Pure CPU, no I/O."""
     message = parse_message(raw)
     if "parse_failed" in message.defects:
         return None
-    return facts_from(message, len(raw), store.put(raw))
+    return facts_from(message, len(raw), hashlib.sha256(raw).hexdigest())
 
 
-def _parse_all(store: RawMailStore, raws: list[bytes]) -> list[service.InboundFacts | None]:
-    return [parse_and_store(store, raw) for raw in raws]
+def parse_all(raws: list[bytes]) -> list[service.InboundFacts | None]:
+    return [parse_facts(raw) for raw in raws]
+
+
+def _put_all(store: RawMailStore, raws: list[bytes]) -> None:
+    for raw in raws:
+        store.put(raw)
 
 
 class RawMailStore:
@@ -89,6 +94,9 @@ class RawMailStore:
 
 
 class CoreMailSink:
+    """Parses a batch in a thread while another thread keeps the raw messages, then records the
+    batch in one transaction."""
+
     def __init__(self, db: Database, clock: Clock, cfg: service.EnablementConfig, store: RawMailStore) -> None:
         self.db = db
         self.clock = clock
@@ -107,7 +115,14 @@ class CoreMailSink:
         """Parse (and store) the whole batch off the event loop, then record it in one transaction."""
         if not items:
             return []
-        parsed = await self._parse_batch([raw for raw, _ in items])
+        raws = [raw for raw, _ in items]
+        # Keep the raw messages (file I/O, in a thread) while the batch is parsed (another thread).
+        kept = asyncio.ensure_future(asyncio.to_thread(_put_all, self.store, raws))
+        try:
+            parsed = await self._parse_batch(raws)
+        except BaseException:
+            await asyncio.gather(kept, return_exceptions=True)
+            raise
         results: list[IngestResult | None] = [None] * len(items)
         wanted: list[tuple[service.InboundFacts, MailboxPosition]] = []
         where: list[int] = []
@@ -117,6 +132,9 @@ class CoreMailSink:
             else:
                 wanted.append((facts, position))
                 where.append(i)
+        # Every raw message is stored before the transaction starts (a recorded message always has
+        # its raw copy), and the SQLite write lock is not held while files are written.
+        await kept
         recorded: list[IngestResult] = []
         if wanted:
             async with self.db.transaction() as session:
@@ -139,12 +157,13 @@ class CoreMailSink:
         return out
 
     async def _parse_batch(self, raws: list[bytes]) -> list[service.InboundFacts | None]:
-        # Parsing a large message takes milliseconds of CPU: keep the event loop free.
-        return await asyncio.to_thread(_parse_all, self.store, raws)
+        # About a millisecond of CPU per message: off the event loop.  (A worker process was
+        # measured too -- bench/inbox.py, docs/benchmarks.md -- and was slower on 2 cores.)
+        return await asyncio.to_thread(parse_all, raws)
 
     async def record_failure(self, raw: bytes | None, position: MailboxPosition, error: str) -> int:
         key = (
-            parse_message(raw).dedup_key
+            (await asyncio.to_thread(parse_message, raw)).dedup_key
             if raw is not None
             else f"pos:{position.mailbox}:{position.uidvalidity}:{position.uid}"
         )

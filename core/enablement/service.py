@@ -7,24 +7,26 @@ jobs its decision causes (e-mails, Slack card updates) in that same transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, cast, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit.models import AuditEvent
 from core.audit.service import Actor, record
 from core.clients import service as clients
-from core.clients.models import Client
+from core.clients.models import Client, ClientContact
 from core.enablement.models import OPEN_STATUSES, ConfigRequest, RequestSource, RequestStatus
 from core.errors import Conflict, Invalid, NotFound
 from core.inbox.models import InboundMail, MailboxState, MailFailure
 from core.inbox.ports import IngestOutcome, IngestResult, MailboxPosition
-from core.jobs.queue import enqueue
+from core.jobs.queue import enqueue, enqueue_many, job_values
+from core.logctx import current_request_id
 from core.notifications.models import OutboundEmail
-from core.notifications.outbox import EmailSpec, queue_email
+from core.notifications.outbox import EmailSpec, email_values, queue_email, send_job_values
 
 CONFIG_SUBJECT = "Configuración del Módulo de Timbrado de complementos de pago"
 SLACK_SYNC_REQUEST = "slack.sync_request"
@@ -433,31 +435,47 @@ async def _advance(session: AsyncSession, mailbox: str, uidvalidity: int, uid: i
     await session.execute(stmt)
 
 
-async def _find_thread_request(session: AsyncSession, facts: InboundFacts) -> ConfigRequest | None:
-    if facts.ticket:
-        req = await session.scalar(select(ConfigRequest).where(ConfigRequest.ticket == facts.ticket.upper()))
-        if req is not None:
-            return req
-    ids = [i for i in facts.thread_ids if i][:50]
-    if not ids:
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A request a message may belong to (already stored, or opened earlier in the same batch)."""
+
+    id: int
+    ticket: str
+
+
+@dataclass(slots=True)
+class _BatchIndex:
+    """What one batch of messages needs to know, read with a few statements for the whole batch."""
+
+    seen: set[str]
+    by_ticket: dict[str, _Known] = field(default_factory=dict)
+    by_origin: dict[str, _Known] = field(default_factory=dict)  # lowest request id per origin Message-ID
+    by_outbound: dict[str, _Known] = field(default_factory=dict)  # our e-mails' Message-IDs
+    senders: dict[str, int | None] = field(default_factory=dict)
+    rfcs: dict[str, int] = field(default_factory=dict)
+    request_ids: list[int] = field(default_factory=list)  # pre-allocated, consumed in order
+    email_ids: list[int] = field(default_factory=list)
+
+    def thread_of(self, facts: InboundFacts) -> _Known | None:
+        """Same rule as ever: the ticket token first, then In-Reply-To/References (lowest request
+        id among requests they started), then our own e-mails they answer."""
+        if facts.ticket and (known := self.by_ticket.get(facts.ticket.upper())) is not None:
+            return known
+        ids = [i for i in facts.thread_ids if i][:50]
+        origins = [self.by_origin[i] for i in ids if i in self.by_origin]
+        if origins:
+            return min(origins, key=lambda k: k.id)
+        for i in ids:
+            if i in self.by_outbound:
+                return self.by_outbound[i]
         return None
-    req = await session.scalar(
-        select(ConfigRequest).where(ConfigRequest.origin_message_id.in_(ids)).order_by(ConfigRequest.id).limit(1)
-    )
-    if req is not None:
-        return req
-    related = await session.scalar(
-        select(OutboundEmail.related_id)
-        .where(OutboundEmail.message_id.in_(ids), OutboundEmail.related_type == "config_request")
-        .limit(1)
-    )
-    if related is not None and str(related).isdigit():
-        return await session.get(ConfigRequest, int(related))
-    return None
 
-
-class MailNotRecorded(Exception):
-    """``ingest_mail`` could not record the message (its effects were rolled back)."""
+    def opened(self, known: _Known, origin_message_id: str | None, ack_message_id: str | None) -> None:
+        self.by_ticket[known.ticket] = known
+        if origin_message_id and origin_message_id not in self.by_origin:
+            self.by_origin[origin_message_id] = known
+        if ack_message_id:
+            self.by_outbound[ack_message_id] = known
 
 
 async def _recorded_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
@@ -467,6 +485,311 @@ async def _recorded_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]
         chunk = unique[i : i + 500]
         found.update(await session.scalars(select(InboundMail.dedup_key).where(InboundMail.dedup_key.in_(chunk))))
     return found
+
+
+def _domains(address: str) -> list[str]:
+    """``a@mx.empresa.com.mx`` -> ``["mx.empresa.com.mx", "empresa.com.mx", "com.mx"]`` (parent domains too)."""
+    parts = address.rsplit("@", 1)[1].split(".")
+    return [".".join(parts[i:]) for i in range(len(parts) - 1)]
+
+
+async def _identify_senders(session: AsyncSession, addresses: Sequence[str]) -> dict[str, int | None]:
+    """:func:`core.clients.service.identify_sender` for many addresses in one statement."""
+    wanted = sorted({a.strip().lower() for a in addresses if "@" in a})
+    out: dict[str, int | None] = {a: None for a in addresses}
+    if not wanted:
+        return out
+    domains = sorted({d for a in wanted for d in _domains(a)})
+    rows = (
+        await session.execute(
+            select(ClientContact.kind, ClientContact.value, ClientContact.client_id).where(
+                or_(
+                    (ClientContact.kind == "email") & ClientContact.value.in_(wanted),
+                    (ClientContact.kind == "domain") & ClientContact.value.in_(domains),
+                )
+            )
+        )
+    ).all()
+    emails = {str(v): int(c) for k, v, c in rows if k == "email"}
+    by_domain = {str(v): int(c) for k, v, c in rows if k == "domain"}
+    for address in addresses:
+        a = address.strip().lower()
+        if "@" not in a:
+            continue
+        if a in emails:
+            out[address] = emails[a]
+            continue
+        matches = [d for d in _domains(a) if d in by_domain]
+        out[address] = by_domain[max(matches, key=len)] if matches else None
+    return out
+
+
+async def _allocate_ids(session: AsyncSession, table: str, count: int) -> list[int]:
+    """``count`` fresh primary keys for ``table`` (rows are then inserted with them, in one statement).
+
+    PostgreSQL draws them from the table's sequence.  SQLite continues after the highest id: safe
+    because every SQLite write transaction holds the database write lock (``BEGIN IMMEDIATE``).
+    """
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table, "n": count},
+        )
+        return [int(r) for r in rows]
+    top = int(await session.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}")) or 0)  # noqa: S608
+    return list(range(top + 1, top + count + 1))
+
+
+async def _index_batch(session: AsyncSession, batch: Sequence[InboundFacts]) -> _BatchIndex:
+    index = _BatchIndex(seen=await _recorded_keys(session, [f.dedup_key for f in batch]))
+    fresh = [f for f in batch if f.dedup_key not in index.seen]
+    tickets = sorted({f.ticket.upper() for f in fresh if f.ticket})
+    thread_ids = sorted({i for f in fresh for i in f.thread_ids[:50] if i})
+    if tickets or thread_ids:
+        conds = []
+        if tickets:
+            conds.append(ConfigRequest.ticket.in_(tickets))
+        if thread_ids:
+            conds.append(ConfigRequest.origin_message_id.in_(thread_ids))
+        rows = await session.execute(
+            select(ConfigRequest.id, ConfigRequest.ticket, ConfigRequest.origin_message_id)
+            .where(or_(*conds))
+            .order_by(ConfigRequest.id)
+        )
+        for rid, ticket, origin in rows.all():
+            known = _Known(int(rid), ticket or ticket_for(int(rid)))
+            if ticket in tickets:
+                index.by_ticket.setdefault(str(ticket), known)
+            if origin in thread_ids:
+                index.by_origin.setdefault(str(origin), known)
+    if thread_ids:
+        ours = await session.execute(
+            select(OutboundEmail.message_id, ConfigRequest.id, ConfigRequest.ticket)
+            .join(ConfigRequest, OutboundEmail.related_id == cast(ConfigRequest.id, String))
+            .where(OutboundEmail.message_id.in_(thread_ids), OutboundEmail.related_type == "config_request")
+        )
+        for mid, rid, ticket in ours.all():
+            index.by_outbound.setdefault(str(mid), _Known(int(rid), ticket or ticket_for(int(rid))))
+    opening = [f for f in fresh if f.subject_matches and not f.automatic_reason and index.thread_of(f) is None]
+    if opening:
+        index.senders = await _identify_senders(session, [f.from_address for f in opening])
+        rfcs = sorted({r.upper() for f in opening if index.senders.get(f.from_address) is None for r in f.rfcs})
+        if rfcs:
+            found = await session.execute(select(Client.rfc, Client.id).where(Client.rfc.in_(rfcs)))
+            index.rfcs = {str(rfc): int(cid) for rfc, cid in found.all()}
+        index.request_ids = await _allocate_ids(session, ConfigRequest.__tablename__, len(opening))
+        index.email_ids = await _allocate_ids(session, OutboundEmail.__tablename__, len(opening))
+    return index
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The rows one inbound message writes: built in Python, written with the rest of its batch."""
+
+    result: IngestResult
+    inbound: dict[str, Any]
+    request: dict[str, Any] | None = None
+    email: dict[str, Any] | None = None
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
+    touch: int | None = None  # a stored request answered by this message (its updated_at moves)
+
+
+def _audit_values(
+    action: str, subject_id: int, at: datetime, after: dict[str, Any], actor: Actor | None = None
+) -> dict[str, Any]:
+    actor = actor or Actor.system()
+    return {
+        "occurred_at": at,
+        "actor_kind": actor.kind.value,
+        "actor_id": actor.id,
+        "driver": actor.driver.value,
+        "action": action,
+        "subject_type": "config_request",
+        "subject_id": str(subject_id),
+        "before": None,
+        "after": after,
+        "reason": None,
+        "request_id": current_request_id(),
+    }
+
+
+def _plan(
+    facts: InboundFacts, position: MailboxPosition, index: _BatchIndex, *, cfg: EnablementConfig, now: datetime
+) -> _Plan:
+    """Decide what one message does (no I/O); raises for a message that cannot be recorded."""
+
+    def inbound(outcome: IngestOutcome, request_id: int | None, detail: str) -> dict[str, Any]:
+        return {
+            "dedup_key": facts.dedup_key,
+            "message_id": facts.message_id,
+            "mailbox": position.mailbox,
+            "uidvalidity": position.uidvalidity,
+            "uid": position.uid,
+            "from_address": facts.from_address[:320],
+            "subject": facts.subject[:998],
+            "outcome": outcome.value,
+            "detail": detail,
+            "request_id": request_id,
+            "size": facts.size,
+            "raw_sha256": facts.raw_sha256,
+            "received_at": now,
+        }
+
+    thread = index.thread_of(facts)
+    if facts.automatic_reason:
+        return _Plan(
+            IngestResult(
+                IngestOutcome.AUTOMATIC,
+                request_id=thread.id if thread else None,
+                ticket=thread.ticket if thread else None,
+                detail=facts.automatic_reason,
+            ),
+            inbound(IngestOutcome.AUTOMATIC, thread.id if thread else None, facts.automatic_reason),
+        )
+    if thread is not None:
+        plan = _Plan(
+            IngestResult(IngestOutcome.REPLY, request_id=thread.id, ticket=thread.ticket),
+            inbound(IngestOutcome.REPLY, thread.id, "respuesta a una solicitud"),
+            touch=thread.id,
+        )
+        if cfg.slack_enabled:
+            note = f"📧 {facts.from_address} respondió en el hilo de {thread.ticket}:\n> {facts.body_excerpt[:500]}"
+            plan.jobs.append(
+                job_values(
+                    kind=SLACK_REQUEST_NOTE,
+                    payload={"request_id": thread.id, "text": note[:2900]},
+                    key=f"slack:note:{thread.id}:{facts.dedup_key[:80]}",
+                    now=now,
+                )
+            )
+        plan.audits.append(
+            _audit_values(
+                "request.reply_received", thread.id, now, {"from": facts.from_address, "message_id": facts.message_id}
+            )
+        )
+        return plan
+    if not facts.subject_matches:
+        return _Plan(
+            IngestResult(IngestOutcome.IGNORED, detail="asunto no reconocido"),
+            inbound(IngestOutcome.IGNORED, None, "el asunto no corresponde a una solicitud de configuración"),
+        )
+
+    client_id = index.senders.get(facts.from_address)
+    if client_id is None:
+        client_id = next((index.rfcs[r.upper()] for r in facts.rfcs if r.upper() in index.rfcs), None)
+    request_id = index.request_ids.pop(0)
+    email_id = index.email_ids.pop(0)
+    ticket = ticket_for(request_id)
+    references = [i for i in facts.thread_ids if i != facts.message_id][-10:]
+    thread_refs = [*references, facts.message_id] if facts.message_id else references
+    req = ConfigRequest(  # transient: only to reuse the subject and threading rules
+        id=request_id,
+        ticket=ticket,
+        source=RequestSource.EMAIL.value,
+        status=RequestStatus.RECEIVED.value,
+        client_id=client_id,
+        unidentified=client_id is None,
+        requester_email=facts.from_address.strip().lower()[:320],
+        requester_name=" ".join(facts.from_name.split())[:300],
+        subject=" ".join(facts.subject.split())[:998] or CONFIG_SUBJECT,
+        excerpt=facts.body_excerpt[:MAX_EXCERPT],
+        external_ticket_id=None,
+        origin_message_id=facts.message_id,
+        thread_references=" ".join(thread_refs) or None,
+    )
+    in_reply_to, refs = _thread(req)
+    email = email_values(
+        EmailSpec(
+            template="request_received",
+            to=[req.requester_email],
+            subject=_reply_subject(req),
+            context={"ticket": ticket, "requester_name": req.requester_name, "unidentified": client_id is None},
+            key=f"request:{request_id}:ack",
+            in_reply_to=in_reply_to,
+            references=refs,
+            auto_reply=True,
+            tag=ticket,
+            related_type="config_request",
+            related_id=request_id,
+        ),
+        mail_from=cfg.mail_from,
+        domain=cfg.mail_domain,
+        now=now,
+    )
+    email["id"] = email_id
+    refs = [*refs, email["message_id"]] if email["message_id"] not in refs else refs
+    request = {
+        "id": request_id,
+        "ticket": ticket,
+        "source": req.source,
+        "status": req.status,
+        "client_id": client_id,
+        "unidentified": req.unidentified,
+        "requester_email": req.requester_email,
+        "requester_name": req.requester_name,
+        "subject": req.subject,
+        "excerpt": req.excerpt,
+        "external_ticket_id": None,
+        "origin_message_id": facts.message_id,
+        "thread_references": " ".join(refs[-20:]) or None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    plan = _Plan(
+        IngestResult(IngestOutcome.NEW_REQUEST, request_id=request_id, ticket=ticket),
+        inbound(IngestOutcome.NEW_REQUEST, request_id, ""),
+        request=request,
+        email=email,
+    )
+    plan.audits.append(
+        _audit_values(
+            "request.received",
+            request_id,
+            now,
+            {"status": req.status, "source": req.source, "client_id": client_id, "ticket": ticket},
+        )
+    )
+    plan.jobs.append(send_job_values(email_id, f"request:{request_id}:ack", now))
+    if cfg.slack_enabled:
+        plan.jobs.append(
+            job_values(
+                kind=SLACK_SYNC_REQUEST,
+                payload={"request_id": request_id},
+                key=f"slack:request:{request_id}:opened:{now.timestamp()}",
+                now=now,
+            )
+        )
+    index.opened(_Known(request_id, ticket), facts.message_id, str(email["message_id"]))
+    return plan
+
+
+async def _write(session: AsyncSession, plans: Sequence[_Plan], now: datetime) -> None:
+    """Insert the rows of ``plans``: one statement per table (children after their parents)."""
+    requests = [p.request for p in plans if p.request is not None]
+    if requests:
+        await session.execute(insert(ConfigRequest), requests)
+    emails = [p.email for p in plans if p.email is not None]
+    if emails:
+        await session.execute(insert(OutboundEmail), emails)
+    await enqueue_many(session, [j for p in plans for j in p.jobs])
+    audits = [a for p in plans for a in p.audits]
+    if audits:
+        await session.execute(insert(AuditEvent), audits)
+    touched = sorted({p.touch for p in plans if p.touch is not None})
+    if touched:
+        await session.execute(update(ConfigRequest).where(ConfigRequest.id.in_(touched)).values(updated_at=now))
+    await session.execute(insert(InboundMail), [p.inbound for p in plans])
+
+
+class MailNotRecorded(Exception):
+    """``ingest_mail`` could not record the message (its effects were rolled back)."""
+
+
+def _failed(exc: Exception) -> IngestResult:
+    return IngestResult(IngestOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500])
 
 
 async def ingest_mails(
@@ -479,26 +802,57 @@ async def ingest_mails(
     """Record a batch of inbound messages, their effects and the mailbox position in the caller's
     transaction.
 
-    Each message runs in its own SAVEPOINT.  When one raises, it alone is rolled back, it gets a
-    ``FAILED`` result and processing stops: later messages get no result and the position written
-    covers only the messages before it (see :meth:`core.inbox.ports.MailSink.ingest_batch`).
-    Duplicates (already recorded, or repeated inside the batch) are answered without writing.
+    Each message is decided in Python first (duplicates, threads, senders and ids are read for the
+    whole batch with a few statements), then the rows of all messages are written in one SAVEPOINT
+    with one statement per table.  If that fails, it is rolled back and the messages are written
+    again one SAVEPOINT each, to find the culprit.  A message that raises (while being decided or
+    written) is rolled back alone, gets a ``FAILED`` result and processing stops there: later
+    messages get no result and the position written covers only the messages before it (see
+    :meth:`core.inbox.ports.MailSink.ingest_batch`).  Duplicates (already recorded, or repeated
+    inside the batch) are answered without writing anything but the position.
     """
+    if not items:
+        return []
+    index = await _index_batch(session, [facts for facts, _ in items])
     results: list[IngestResult] = []
-    seen = await _recorded_keys(session, [facts.dedup_key for facts, _ in items])
-    high: dict[tuple[str, int], int] = {}
+    plans: list[_Plan] = []
+    failure: IngestResult | None = None
     for facts, position in items:
-        if facts.dedup_key in seen:
-            result = IngestResult(IngestOutcome.DUPLICATE, detail="mensaje ya registrado")
-        else:
-            try:
-                async with session.begin_nested():
-                    result = await _ingest_one(session, facts, position, cfg=cfg, now=now)
-            except Exception as exc:  # the message alone is rolled back; stop here
-                results.append(IngestResult(IngestOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500]))
-                break
-            seen.add(facts.dedup_key)
-        results.append(result)
+        if facts.dedup_key in index.seen:
+            results.append(IngestResult(IngestOutcome.DUPLICATE, detail="mensaje ya registrado"))
+            continue
+        try:
+            plan = _plan(facts, position, index, cfg=cfg, now=now)
+        except Exception as exc:
+            failure = _failed(exc)
+            break
+        index.seen.add(facts.dedup_key)
+        plans.append(plan)
+        results.append(plan.result)
+    if plans:
+        try:
+            async with session.begin_nested():
+                await _write(session, plans, now)
+        except Exception:
+            # One of them (or the database) refused: write them one by one to isolate the culprit.
+            written = 0
+            for plan in plans:
+                try:
+                    async with session.begin_nested():
+                        await _write(session, [plan], now)
+                except Exception as exc:
+                    failure = _failed(exc)
+                    break
+                written += 1
+            if written < len(plans):
+                cut = results.index(plans[written].result)
+                del results[cut:]
+    if failure is not None:
+        results.append(failure)
+    high: dict[tuple[str, int], int] = {}
+    for (_, position), result in zip(items, results, strict=False):
+        if result.outcome is IngestOutcome.FAILED:
+            break
         box = (position.mailbox, position.uidvalidity)
         high[box] = max(high.get(box, 0), position.uid)
     for (mailbox, uidvalidity), uid in high.items():
@@ -522,86 +876,6 @@ async def ingest_mail(
     if result.outcome is IngestOutcome.FAILED:
         raise MailNotRecorded(result.detail)
     return result
-
-
-async def _ingest_one(
-    session: AsyncSession,
-    facts: InboundFacts,
-    position: MailboxPosition,
-    *,
-    cfg: EnablementConfig,
-    now: datetime,
-) -> IngestResult:
-
-    def recorded(outcome: IngestOutcome, request_id: int | None, detail: str) -> InboundMail:
-        row = InboundMail(
-            dedup_key=facts.dedup_key,
-            message_id=facts.message_id,
-            mailbox=position.mailbox,
-            uidvalidity=position.uidvalidity,
-            uid=position.uid,
-            from_address=facts.from_address[:320],
-            subject=facts.subject[:998],
-            outcome=outcome.value,
-            detail=detail,
-            request_id=request_id,
-            size=facts.size,
-            raw_sha256=facts.raw_sha256,
-            received_at=now,
-        )
-        session.add(row)
-        return row
-
-    thread = await _find_thread_request(session, facts)
-    if facts.automatic_reason:
-        recorded(IngestOutcome.AUTOMATIC, thread.id if thread else None, facts.automatic_reason)
-        return IngestResult(
-            IngestOutcome.AUTOMATIC,
-            request_id=thread.id if thread else None,
-            ticket=thread.ticket if thread else None,
-            detail=facts.automatic_reason,
-        )
-    if thread is not None:
-        recorded(IngestOutcome.REPLY, thread.id, "respuesta a una solicitud")
-        thread.updated_at = now
-        note = f"📧 {facts.from_address} respondió en el hilo de {thread.ticket}:\n> {facts.body_excerpt[:500]}"
-        await _slack_note(session, thread, cfg, now, note, facts.dedup_key[:80])
-        await record(
-            session,
-            actor=Actor.system(),
-            action="request.reply_received",
-            subject_type="config_request",
-            subject_id=thread.id,
-            at=now,
-            after={"from": facts.from_address, "message_id": facts.message_id},
-        )
-        return IngestResult(IngestOutcome.REPLY, request_id=thread.id, ticket=thread.ticket)
-    if not facts.subject_matches:
-        recorded(IngestOutcome.IGNORED, None, "el asunto no corresponde a una solicitud de configuración")
-        return IngestResult(IngestOutcome.IGNORED, detail="asunto no reconocido")
-
-    client_id = await clients.identify_sender(session, facts.from_address)
-    if client_id is None and facts.rfcs:
-        client_id = await clients.identify_by_rfc(session, list(facts.rfcs))
-    req = await _open(
-        session,
-        source=RequestSource.EMAIL,
-        requester_email=facts.from_address,
-        requester_name=facts.from_name,
-        subject=facts.subject,
-        excerpt=facts.body_excerpt,
-        client_id=client_id,
-        external_ticket_id=None,
-        origin_message_id=facts.message_id,
-        thread_references=[i for i in facts.thread_ids if i != facts.message_id][-10:],
-        actor=Actor.system(),
-        cfg=cfg,
-        now=now,
-        acknowledge=True,
-    )
-    row = recorded(IngestOutcome.NEW_REQUEST, req.id, "")
-    row.request_id = req.id
-    return IngestResult(IngestOutcome.NEW_REQUEST, request_id=req.id, ticket=req.ticket)
 
 
 async def record_mail_failure(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,40 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs.models import Job, JobAttempt, JobStatus
+
+
+def job_values(
+    *,
+    kind: str,
+    payload: Mapping[str, Any],
+    key: str,
+    now: datetime,
+    run_at: datetime | None = None,
+    max_attempts: int | None = None,
+) -> dict[str, Any]:
+    """The ``jobs`` row of a new job (for :func:`enqueue` and :func:`enqueue_many`)."""
+    if not kind or not key:
+        raise ValueError("a job needs a kind and an idempotency key")
+    return {
+        "kind": kind,
+        "payload": dict(payload),
+        "idempotency_key": key,
+        "status": JobStatus.QUEUED.value,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": run_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def enqueue_many(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue several jobs (rows from :func:`job_values`) in one statement; known keys are skipped."""
+    if not rows:
+        return
+    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_fn(Job).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    await session.execute(stmt, [dict(r) for r in rows])
 
 
 async def enqueue(
@@ -29,19 +63,7 @@ async def enqueue(
     The idempotency key is unique: the same logical job (for example "acknowledge request 12")
     is never queued twice, whatever retries happen upstream.
     """
-    if not kind or not key:
-        raise ValueError("a job needs a kind and an idempotency key")
-    values = {
-        "kind": kind,
-        "payload": dict(payload),
-        "idempotency_key": key,
-        "status": JobStatus.QUEUED.value,
-        "attempts": 0,
-        "max_attempts": max_attempts,
-        "run_at": run_at or now,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = job_values(kind=kind, payload=payload, key=key, now=now, run_at=run_at, max_attempts=max_attempts)
     dialect = session.get_bind().dialect.name
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert_fn(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.jobs.queue import enqueue
+from core.jobs.queue import enqueue, job_values
 from core.notifications.models import OutboundEmail
 
 SEND_EMAIL = "email.send"
@@ -80,10 +80,10 @@ class EmailSpec:
     attachments: Sequence[Mapping[str, Any]] = ()
 
 
-async def queue_email(
-    session: AsyncSession, spec: EmailSpec, *, mail_from: str, domain: str, now: datetime
-) -> OutboundEmail | None:
-    """Store the rendered e-mail and queue its delivery.  Returns None when ``spec.key`` was queued before."""
+def email_values(
+    spec: EmailSpec, *, mail_from: str, domain: str, now: datetime, message_id: str | None = None
+) -> dict[str, Any]:
+    """The ``outbound_emails`` row of ``spec``, rendered (no I/O).  Raises ValueError without a recipient."""
     to = [a for a in (parseaddr(clean_header(x))[1] for x in spec.to) if "@" in a]
     if not to:
         raise ValueError("an e-mail needs at least one valid recipient")
@@ -96,25 +96,39 @@ async def queue_email(
     if spec.in_reply_to and clean_header(spec.in_reply_to) not in refs:
         refs.append(clean_header(spec.in_reply_to))
     name, addr = parseaddr(mail_from)
-    email = OutboundEmail(
-        message_id=make_message_id(domain, spec.tag),
-        template=spec.template,
-        from_addr=formataddr((name, addr)) if name else addr,
-        to_addrs=to,
-        cc_addrs=[a for a in (parseaddr(clean_header(x))[1] for x in spec.cc) if "@" in a],
-        subject=clean_header(spec.subject)[:900],
-        text_body=rendered.text,
-        html_body=rendered.html,
-        in_reply_to=clean_header(spec.in_reply_to) if spec.in_reply_to else None,
-        references=" ".join(refs[-20:]) or None,
-        headers=headers,
-        attachments=[dict(a) for a in spec.attachments],
-        related_type=spec.related_type,
-        related_id=str(spec.related_id) if spec.related_id is not None else None,
-        status="queued",
-        attempts=0,
-        created_at=now,
-    )
+    return {
+        "message_id": message_id or make_message_id(domain, spec.tag),
+        "template": spec.template,
+        "from_addr": formataddr((name, addr)) if name else addr,
+        "to_addrs": to,
+        "cc_addrs": [a for a in (parseaddr(clean_header(x))[1] for x in spec.cc) if "@" in a],
+        "subject": clean_header(spec.subject)[:900],
+        "text_body": rendered.text,
+        "html_body": rendered.html,
+        "in_reply_to": clean_header(spec.in_reply_to) if spec.in_reply_to else None,
+        "references": " ".join(refs[-20:]) or None,
+        "headers": headers,
+        "attachments": [dict(a) for a in spec.attachments],
+        "related_type": spec.related_type,
+        "related_id": str(spec.related_id) if spec.related_id is not None else None,
+        "status": "queued",
+        "attempts": 0,
+        "last_error": None,
+        "created_at": now,
+        "sent_at": None,
+    }
+
+
+def send_job_values(email_id: int, key: str, now: datetime) -> dict[str, Any]:
+    """The ``jobs`` row that delivers stored e-mail ``email_id`` (see :func:`core.jobs.queue.job_values`)."""
+    return job_values(kind=SEND_EMAIL, payload={"email_id": email_id}, key=f"email:{key}", now=now)
+
+
+async def queue_email(
+    session: AsyncSession, spec: EmailSpec, *, mail_from: str, domain: str, now: datetime
+) -> OutboundEmail | None:
+    """Store the rendered e-mail and queue its delivery.  Returns None when ``spec.key`` was queued before."""
+    email = OutboundEmail(**email_values(spec, mail_from=mail_from, domain=domain, now=now))
     session.add(email)
     await session.flush()
     inserted = await enqueue(session, kind=SEND_EMAIL, payload={"email_id": email.id}, key=f"email:{spec.key}", now=now)
