@@ -306,6 +306,20 @@ async def cancel_rep(request: web.Request, body: CancelIn) -> web.Response:
     return json_response(out, 202)
 
 
+@endpoint(summary="Sustituir un REP (motivo 01): emite el sustituto y cancela el original",
+          tags=["timbrado"], auth=("vendor",), status=202, errors=(404, 409, 422),
+          description="Emite un REP nuevo para el mismo pago, relacionado con TipoRelacion 04, y después "
+          "solicita la cancelación del original con el UUID del sustituto. Reintentar es seguro: nunca "
+          "emite dos sustitutos.")  # fmt: skip
+async def substitute_rep(request: web.Request) -> web.Response:
+    c = container_of(request)
+    principal = principal_of(request)
+    substitute = await cancellation.substitute_and_cancel(
+        c.stamping().stamper, int_param(request, "rep_id"), actor=api_actor(principal), vendor_id=principal.vendor_id
+    )
+    return json_response(_rep_out(substitute), 202)
+
+
 @endpoint(summary="Validar un REP contra las reglas del SAT", tags=["timbrado"], auth=("vendor", "client"),
           content_type="application/xml",
           description="REP de otro sistema: códigos CRP/CFDI40 del SAT, mensajes en español.")  # fmt: skip
@@ -331,3 +345,4 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/v1/reps/{rep_id}/xml", rep_xml)
     r.add_get("/api/v1/reps/{rep_id}/pdf", rep_pdf)
     r.add_post("/api/v1/reps/{rep_id}/cancel", cancel_rep)
+    r.add_post("/api/v1/reps/{rep_id}/substitute", substitute_rep)

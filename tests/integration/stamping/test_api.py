@@ -95,6 +95,29 @@ async def test_invoice_to_stamped_rep_through_the_api_and_the_worker(
     assert shown["status"] == "pending" and shown["waiting_code"] == "rep_cancelado"
 
 
+async def test_substitution_through_the_api_issues_a_related_rep_and_cancels_the_original(
+    api: TestClient[Any, Any], tokens: Tokens, container: Container
+) -> None:
+    invoice = await (await upload(api, tokens, await amake_invoice())).json()
+    resp = await api.post("/api/v1/payments", json=payment_body(invoice["id"]), headers=tokens.auth("client"))
+    assert resp.status == 201
+    await run_worker(container)
+    [original] = await (await api.get("/api/v1/reps", headers=tokens.auth("vendor"))).json()
+    resp = await api.post(f"/api/v1/reps/{original['id']}/substitute", headers=tokens.auth("vendor"))
+    assert resp.status == 202, await resp.text()
+    substitute = await resp.json()
+    assert substitute["status"] == "stamped" and substitute["uuid"] != original["uuid"]
+    xml = await (await api.get(f"/api/v1/reps/{substitute['id']}/xml", headers=tokens.auth("vendor"))).read()
+    assert b'TipoRelacion="04"' in xml and original["uuid"].encode() in xml
+    await run_worker(container, "rep.cancel")
+    shown = await (await api.get(f"/api/v1/reps/{original['id']}", headers=tokens.auth("vendor"))).json()
+    assert shown["status"] == "cancelled"
+    again = await api.post(f"/api/v1/reps/{original['id']}/substitute", headers=tokens.auth("vendor"))
+    assert again.status in (202, 409)
+    reps = await (await api.get("/api/v1/reps", headers=tokens.auth("vendor"))).json()
+    assert len([r for r in reps if r["status"] == "stamped"]) == 1
+
+
 async def test_refused_upload_and_payment_carry_codes(api: TestClient[Any, Any], tokens: Tokens) -> None:
     resp = await upload(api, tokens, await amake_invoice(InvoiceSpec(metodo_pago="PUE")))
     assert resp.status == 422 and (await resp.json())["error"]["code"] == "metodo_pago_no_ppd"
