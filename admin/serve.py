@@ -28,7 +28,8 @@ class StartupError(Exception):
 async def prepare_database(container: Container) -> bool:
     """Make sure the schema is current.  Returns False when the database is unreachable."""
     try:
-        async with asyncio.timeout(15):
+        # Generous: on SQLite every transaction waits for the write lock, which a busy server holds.
+        async with asyncio.timeout(60):
             at_head = await migrate.is_at_head(container.db.engine)
             if at_head:
                 return True
