@@ -217,7 +217,7 @@ class StreamingUpload:
             self.abort()
             raise UploadError("storage_error", "No se pudo guardar el archivo; inténtelo más tarde.") from exc
 
-    async def write_from(self, chunks: AsyncIterable[bytes], *, batch_bytes: int = 1024 * 1024) -> None:
+    async def write_from(self, chunks: AsyncIterable[bytes], *, batch_bytes: int = 256 * 1024) -> None:
         """Consume an async stream of chunks (e.g. ``request.content.iter_chunked(65536)``).
 
         Chunks are gathered into batches of about ``batch_bytes``; each batch is hashed and written in a
