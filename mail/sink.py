@@ -139,8 +139,8 @@ class CoreMailSink:
         if wanted:
             async with self.db.transaction() as session:
                 recorded = await service.ingest_mails(session, wanted, cfg=self.cfg, now=self.clock.now())
-        for i, result in zip(where, recorded, strict=False):
-            results[i] = result
+        for i, recorded_result in zip(where, recorded, strict=False):
+            results[i] = recorded_result
         # Stop at the first message that was not recorded: nothing after it counts as handled.
         out: list[IngestResult] = []
         for result, (_, position) in zip(results, items, strict=True):

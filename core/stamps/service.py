@@ -192,10 +192,7 @@ async def reserve(session: AsyncSession, vendor_id: int, *, reference: str, now:
 
 async def _locked_plan(session: AsyncSession, plan_id: int) -> StampPlan:
     plan = await session.scalar(
-        select(StampPlan)
-        .where(StampPlan.id == plan_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        select(StampPlan).where(StampPlan.id == plan_id).with_for_update().execution_options(populate_existing=True)
     )
     if plan is None:
         raise LookupError(f"stamp plan {plan_id} not found")

@@ -19,31 +19,50 @@ from core.uploads.store import StoredFile
 from core.vendors.service import register_vendor
 
 CFG = service.OrdersConfig(
-    mail_from="t@timbrado.test", mail_domain="timbrado.test", slack_enabled=True,
-    bank=service.BankData("Beneficiario", "Banco", "012180001234567899"), calendar=BusinessCalendar(),
+    mail_from="t@timbrado.test",
+    mail_domain="timbrado.test",
+    slack_enabled=True,
+    bank=service.BankData("Beneficiario", "Banco", "012180001234567899"),
+    calendar=BusinessCalendar(),
 )
 
 
 async def in_review_order(database: Database, clock: FrozenClock) -> int:
     actor = Actor.system()
     async with database.transaction() as s:
-        client = await clients.create_client(s, name="ACME", rfc=None, proveedores_plus=True, contacts=[], actor=actor,
-                                             now=clock.now())
+        client = await clients.create_client(
+            s, name="ACME", rfc=None, proveedores_plus=True, contacts=[], actor=actor, now=clock.now()
+        )
         from core.clients.models import Client
 
         row = await s.get(Client, client.id)
         assert row is not None
         row.timbrado_enabled = True
-        vendor = await register_vendor(s, client_id=client.id, rfc="PBA010101AB1", razon_social="Papelera",
-                                       correo="f@papelera.mx", actor=actor, now=clock.now())
-        pkg = await service.create_package(s, name="P", stamps=10, price_mxn="100.00", validity_days=30, actor=actor,
-                                           now=clock.now())
-        order = await service.create_order(s, vendor_id=vendor.id, package_id=pkg.id, actor=actor, cfg=CFG,
-                                           now=clock.now(), contact={"empresa": "Papelera", "nombre": "Rosa",
-                                                                     "telefono": "4421234567", "correo": "r@p.mx"})
+        vendor = await register_vendor(
+            s,
+            client_id=client.id,
+            rfc="PBA010101AB1",
+            razon_social="Papelera",
+            correo="f@papelera.mx",
+            actor=actor,
+            now=clock.now(),
+        )
+        pkg = await service.create_package(
+            s, name="P", stamps=10, price_mxn="100.00", validity_days=30, actor=actor, now=clock.now()
+        )
+        order = await service.create_order(
+            s,
+            vendor_id=vendor.id,
+            package_id=pkg.id,
+            actor=actor,
+            cfg=CFG,
+            now=clock.now(),
+            contact={"empresa": "Papelera", "nombre": "Rosa", "telefono": "4421234567", "correo": "r@p.mx"},
+        )
         stored = StoredFile("a" * 64, 10, ContentType.PDF, path=__import__("pathlib").Path("/dev/null"))
-        await service.attach_proof(s, order.id, vendor_id=vendor.id, stored=stored, display_name="p.pdf", actor=actor,
-                                   cfg=CFG, now=clock.now())
+        await service.attach_proof(
+            s, order.id, vendor_id=vendor.id, stored=stored, display_name="p.pdf", actor=actor, cfg=CFG, now=clock.now()
+        )
         return order.id
 
 
@@ -51,8 +70,11 @@ async def sweep_kinds(database: Database, clock: FrozenClock) -> list[str]:
     async with database.transaction() as s:
         await service.sla_sweep(s, cfg=CFG, now=clock.now())
     async with database.session() as s:
-        return [k for k in (await s.scalars(select(Job.kind).order_by(Job.id))).all() if "reminder" in k or
-                "escalation" in k]
+        return [
+            k
+            for k in (await s.scalars(select(Job.kind).order_by(Job.id))).all()
+            if "reminder" in k or "escalation" in k
+        ]
 
 
 async def test_reminder_at_three_quarters_and_escalation_at_the_due_time_in_business_hours(
