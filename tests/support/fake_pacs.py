@@ -17,6 +17,7 @@ Typical use::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import contextlib
@@ -46,7 +47,7 @@ def _sat_words(status: CancelStatus | None) -> tuple[str, str]:
     return "Vigente", ""
 
 
-class _Fake:
+class _Fake(abc.ABC):
     def __init__(self, sandbox: SandboxPac) -> None:
         self.sandbox = sandbox
         self.faults: list[str] = []
@@ -78,8 +79,9 @@ class _Fake:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._release.wait(), HANG_SECONDS)
 
+    @abc.abstractmethod
     def app(self) -> web.Application:
-        raise NotImplementedError
+        """The aiohttp application speaking this PAC's protocol."""
 
     async def _fault(self) -> web.Response | None:
         """Apply the next scripted transport fault (None: answer normally)."""
