@@ -42,7 +42,11 @@ async def prepare_database(container: Container) -> bool:
         return False
     except Exception as exc:
         if "connect" in type(exc).__name__.lower() or "Operational" in type(exc).__name__:
-            log.warning("database unavailable at start (%s); /readyz will say so", type(exc).__name__)
+            log.warning(
+                "database unavailable at start (%s: %s); /readyz will say so",
+                type(exc).__name__,
+                str(getattr(exc, "orig", exc)).splitlines()[0][:200],
+            )
             return False
         raise
     raise StartupError("la base de datos no está al día con las migraciones; ejecute 'timbrado db upgrade'")

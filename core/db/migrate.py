@@ -45,6 +45,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def current_revisions(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as conn:
+        # A read: on SQLite it must not wait for the write lock a busy server keeps taking.
+        conn = await conn.execution_options(read_only=True)
         result: set[str] = await conn.run_sync(_current)
         return result
 

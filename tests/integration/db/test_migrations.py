@@ -20,3 +20,24 @@ async def test_upgrade_head_on_an_empty_sqlite_file(tmp_path: Path) -> None:
     assert await migrate.current_revisions(engine) == migrate.head_revisions()
     assert await migrate.schema_diff(engine) == []
     await engine.dispose()
+
+
+async def test_the_schema_check_does_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
+    """A CLI next to a busy server must not queue behind its write lock just to read the schema."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}"
+    server, cli = create_engine(url), create_engine(url)
+    await migrate.upgrade(server)
+    conn = await server.connect()
+    tx = await conn.begin()  # BEGIN IMMEDIATE: the write lock is held from here on
+    await conn.execute(text("UPDATE jobs SET status = 'x' WHERE 1 = 0"))
+    try:
+        assert await asyncio.wait_for(migrate.is_at_head(cli), 5)
+    finally:
+        await tx.rollback()
+        await conn.close()
+        await server.dispose()
+        await cli.dispose()
