@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -167,14 +166,17 @@ async def test_from_an_email_in_the_inbox_to_an_enabled_module_three_ways(
         "TIMBRADO_DATA_DIR": str(data_dir),
         "TIMBRADO_DATABASE_URL": database_url,
     }
-    cli = subprocess.run(
-        [str(Path(sys.executable).parent / "timbrado"), "requests", "approve", "TCP-000003", "--as", "caro.soporte"],
+    # Asynchronously: the server shares this event loop, and a blocked loop would keep whatever
+    # SQLite write lock it holds at that moment, so the CLI would wait for it in vain.
+    cli = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "timbrado"),
+        *("requests", "approve", "TCP-000003", "--as", "caro.soporte"),
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert cli.returncode == 0, cli.stderr
+    _out, err = await asyncio.wait_for(cli.communicate(), 60)
+    assert cli.returncode == 0, err.decode()
     await until(lambda: asyncio.sleep(0, len(spooled(data_dir)) >= 6))
     await asyncio.sleep(1.5)  # give any duplicate a chance to appear
 
