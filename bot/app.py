@@ -119,7 +119,7 @@ class Listeners:
             total = 0
             order_blocks: list[b.Block] = []
             if staff:
-                async with self.bot.db.transaction() as session:
+                async with self.bot.db.session() as session:
                     views = await service.list_requests(session, open_only=True, limit=HOME_LIMIT)
                     total = await service.count_open(session)
                     if self.bot.orders is not None:  # payment proofs in review, by SLA due time
@@ -152,7 +152,7 @@ class Listeners:
         self._home_pending[user_id] = asyncio.create_task(later())
 
     async def _resolved_by_me(self, request_id: int, label: str) -> bool:
-        async with self.bot.db.transaction() as session:
+        async with self.bot.db.session() as session:
             view = await service.get_request(session, request_id)
         return view.decided_by == label and view.decided_via == "slack"
 
@@ -286,7 +286,7 @@ class Listeners:
             await self.tell(body, b.INVALID_ACTION_TEXT)
             return
         try:
-            async with self.bot.db.transaction() as session:
+            async with self.bot.db.session() as session:
                 view = await service.get_request(session, request_id)
         except DomainError as exc:
             await self.tell(body, exc.message)
@@ -396,7 +396,7 @@ class Listeners:
             return
         try:
             async with asyncio.timeout(READ_TIMEOUT):
-                async with self.bot.db.transaction() as session:
+                async with self.bot.db.session() as session:
                     if verb == "buscar":
                         views = await service.list_requests(session, query=query, limit=LIST_LIMIT)
                         title, total, empty = f"Resultados para «{query}»", None, "No se encontraron solicitudes."

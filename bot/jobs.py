@@ -96,7 +96,7 @@ class RequestCards:
 
     async def _view(self, request_id: int) -> RequestView:
         try:
-            async with self.bot.db.transaction() as session:
+            async with self.bot.db.session() as session:
                 return await service.get_request(session, request_id)
         except NotFound as exc:
             raise PermanentJobError(f"no existe la solicitud {request_id}") from exc

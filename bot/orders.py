@@ -377,7 +377,7 @@ class OrderListeners:
         self.bot = base.bot
 
     async def _decided_by_me(self, order_id: int, label: str) -> bool:
-        async with self.bot.db.transaction() as session:
+        async with self.bot.db.session() as session:
             view = await service.get_order(session, order_id)
         return view.decided_by == label and view.decided_via == "slack"
 
@@ -438,7 +438,7 @@ class OrderListeners:
             return
         order_id, round_ = target
         try:
-            async with self.bot.db.transaction() as session:
+            async with self.bot.db.session() as session:
                 view = await service.get_order(session, order_id)
             check_round(view, round_)
         except DomainError as exc:
@@ -592,7 +592,7 @@ class OrderCards:
 
     async def snapshot(self, order_id: int) -> Snapshot:
         try:
-            async with self.bot.db.transaction() as session:
+            async with self.bot.db.session() as session:
                 view = await service.get_order(session, order_id)
                 row = await session.get(Order, order_id)
                 rows = await _proofs(session, order_id)

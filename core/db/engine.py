@@ -2,16 +2,70 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_only
+
+#: How long SQLite waits for the write lock (``busy_timeout``, and the in-process queue below).
+SQLITE_LOCK_TIMEOUT = 30.0
+
+
+class ReadOnlyError(RuntimeError):
+    """A read session (``Database.read()``) was asked to write."""
+
+
+class _ReadOnlySession(Session):
+    def flush(self, objects: Any = None) -> None:
+        if self.new or self.dirty or self.deleted:
+            raise ReadOnlyError("a read session (Database.read) cannot write; use Database.transaction()")
+        super().flush(objects)
+
+
+class _SqliteWriterQueue:
+    """One writer at a time per process, in arrival order, before SQLite's own lock.
+
+    SQLite lets one connection write at a time; a connection that finds the lock taken sleeps in
+    growing steps (up to 100 ms) and polls again.  With many tasks of one process writing at once,
+    that polling, not the work, dominated their waits.  Here writers of the same process queue on an
+    ``asyncio.Lock`` (handed over the moment the previous transaction ends), so SQLite's busy handler
+    only ever waits for other processes (the CLI, a second server).
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._holders: dict[int, asyncio.Lock] = {}  # id(DBAPI connection) -> the lock it holds
+
+    def acquire(self, dbapi_connection: Any) -> None:
+        """Called in SQLAlchemy's greenlet, so it may await (``await_only``)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        try:
+            await_only(asyncio.wait_for(lock.acquire(), SQLITE_LOCK_TIMEOUT))
+        except TimeoutError:
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, Exception("database is locked (waited for this process's writers)")
+            ) from None
+        self._holders[id(dbapi_connection)] = lock
+
+    def release(self, dbapi_connection: Any) -> None:
+        lock = self._holders.pop(id(dbapi_connection), None)
+        if lock is not None and lock.locked():
+            lock.release()
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
+    writers = _SqliteWriterQueue()
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -20,9 +74,9 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         # failure between two writers.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_TIMEOUT * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -31,8 +85,27 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         # Read-only work (``execution_options(read_only=True)``) needs no write lock in WAL mode.
         if conn.get_execution_options().get("read_only"):
             conn.exec_driver_sql("BEGIN")
-        else:
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        writers.acquire(dbapi_connection)
+        try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writers.release(dbapi_connection)
+            raise
+
+    def _on_end(conn: Any) -> None:
+        writers.release(conn.connection.dbapi_connection)
+
+    event.listen(sync_engine, "commit", _on_end)
+    event.listen(sync_engine, "rollback", _on_end)
+
+    # A connection that leaves without commit or rollback (invalidated, closed) frees its turn too.
+    def _on_pool_end(dbapi_connection: Any, *_args: Any) -> None:
+        writers.release(dbapi_connection)
+
+    for name in ("checkin", "reset", "invalidate", "close", "close_detached"):
+        event.listen(sync_engine.pool, name, _on_pool_end)
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -57,6 +130,12 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+        self._readers = async_sessionmaker(
+            engine.execution_options(read_only=True),
+            expire_on_commit=False,
+            autoflush=True,
+            sync_session_class=_ReadOnlySession,
+        )
 
     @property
     def dialect(self) -> str:
@@ -74,8 +153,12 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads (or for callers that manage commits themselves)."""
-        async with self.sessions() as session:
+        """A session that only reads (writes go through ``transaction()``).
+
+        On SQLite it never waits for, or holds, the write lock; asking it to write raises
+        ``ReadOnlyError``.
+        """
+        async with self._readers() as session:
             yield session
 
     async def dispose(self) -> None:
