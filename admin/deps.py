@@ -10,6 +10,7 @@ from core.contracts.documents import ServiceProvider
 from core.enablement.service import EnablementConfig
 from core.errors import NotFound
 from core.orders.service import BankData, OrdersConfig
+from core.settings import Settings
 from core.uploads.store import ContentStore
 
 
@@ -26,16 +27,26 @@ def cli_actor(user: str) -> Actor:
     return Actor(ActorKind.STAFF, f"cli:{user}", Driver.CLI, user)
 
 
+_calendars: dict[int, tuple[Settings, BusinessCalendar]] = {}
+
+
 def business_calendar(container: Container) -> BusinessCalendar:
+    """The calendar of these settings, built once: it caches each year's holidays, which are slow to
+    compute (they showed in every proof upload's profile when a new calendar was built per request)."""
     s = container.settings
+    cached = _calendars.get(id(s))
+    if cached is not None and cached[0] is s:
+        return cached[1]
     from datetime import date, time
 
-    return BusinessCalendar(
+    calendar = BusinessCalendar(
         tz=s.business_time_zone,
         office_start=time(s.office_hours[0]),
         office_end=time(s.office_hours[1] % 24) if s.office_hours[1] < 24 else time(23, 59, 59),
         extra_holidays=frozenset(date.fromisoformat(d) for d in s.extra_holidays),
     )
+    _calendars[id(s)] = (s, calendar)
+    return calendar
 
 
 def orders_config(container: Container) -> OrdersConfig:

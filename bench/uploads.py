@@ -147,6 +147,12 @@ def relabel(pdf: bytes, seed: int) -> bytes:
     return pdf[:10] + seed.to_bytes(8, "big").hex().encode() + pdf[26:]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -164,6 +170,8 @@ class Result:
     bytes_sent: int
     rss_growth_mb: float
     rss_base_mb: float
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
 
     @property
     def mb_s(self) -> float:
@@ -268,9 +276,11 @@ async def burst(
         # fsyncs) would otherwise be written back during this run and slow it down.
         await asyncio.to_thread(os.sync)
         base_kb = rss_kb(pid, "VmRSS")
+        cpu_before, client_before = cpu_seconds(pid), time.process_time()
         started = time.perf_counter()
         statuses = await asyncio.gather(*(put(u, b) for u, b in zip(urls, bodies, strict=True)))
         seconds = time.perf_counter() - started
+        server_cpu, client_cpu = cpu_seconds(pid) - cpu_before, time.process_time() - client_before
         peak_kb = rss_kb(pid, "VmHWM")
     return Result(
         variant=variant,
@@ -281,6 +291,8 @@ async def burst(
         bytes_sent=sum(len(b) for b in bodies),
         rss_growth_mb=max(0, peak_kb - base_kb) / 1024,
         rss_base_mb=base_kb / 1024,
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
     )
 
 
@@ -325,7 +337,8 @@ def line(r: Result, plain: Result | None) -> str:
     ratio = f"{r.mb_s / plain.mb_s:6.1%}" if plain else "   —  "
     return (
         f"  {r.variant:<22} {r.ok}/{r.uploads} ok http={r.statuses} {r.seconds:6.2f} s {r.mb_s:7.1f} MB/s "
-        f"ratio {ratio}  RSS base {r.rss_base_mb:5.0f} MB, peak growth {r.rss_growth_mb:5.1f} MB"
+        f"ratio {ratio}  RSS base {r.rss_base_mb:5.0f} MB, peak growth {r.rss_growth_mb:5.1f} MB  "
+        f"CPU server {r.server_cpu:4.2f} s, client {r.client_cpu:4.2f} s"
     )
 
 

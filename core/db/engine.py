@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -37,35 +37,70 @@ class _SqliteWriterQueue:
     that polling, not the work, dominated their waits.  Here writers of the same process queue on an
     ``asyncio.Lock`` (handed over the moment the previous transaction ends), so SQLite's busy handler
     only ever waits for other processes (the CLI, a second server).
+
+    ``Database.transaction()`` takes its turn *before* checking out a connection, so transactions
+    waiting for their turn do not hold pooled connections that readers need; any other write
+    transaction (``engine.begin()``) takes it when it begins.
     """
 
     def __init__(self) -> None:
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-        self._holders: dict[int, asyncio.Lock] = {}  # id(DBAPI connection) -> the lock it holds
+        self._owners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._holders: dict[int, asyncio.Lock] = {}  # id(DBAPI connection) -> the lock it took at BEGIN
 
-    def acquire(self, dbapi_connection: Any) -> None:
-        """Called in SQLAlchemy's greenlet, so it may await (``await_only``)."""
+    def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def _acquire(self, lock: asyncio.Lock) -> None:
         try:
-            await_only(asyncio.wait_for(lock.acquire(), SQLITE_LOCK_TIMEOUT))
+            await asyncio.wait_for(lock.acquire(), SQLITE_LOCK_TIMEOUT)
         except TimeoutError:
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, Exception("database is locked (waited for this process's writers)")
             ) from None
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold this process's write turn for a block (the task that holds it begins freely)."""
+        lock, loop = self._lock(), asyncio.get_running_loop()
+        await self._acquire(lock)
+        task = asyncio.current_task()
+        assert task is not None
+        self._owners[loop] = task
+        try:
+            yield
+        finally:
+            self._owners.pop(loop, None)
+            lock.release()
+
+    def on_begin(self, dbapi_connection: Any) -> None:
+        """Called in SQLAlchemy's greenlet, so it may await (``await_only``)."""
+        loop = asyncio.get_running_loop()
+        if self._owners.get(loop) is asyncio.current_task():
+            return  # inside turn(): already this task's turn
+        lock = self._lock()
+        await_only(self._acquire(lock))
         self._holders[id(dbapi_connection)] = lock
 
-    def release(self, dbapi_connection: Any) -> None:
+    def on_end(self, dbapi_connection: Any) -> None:
         lock = self._holders.pop(id(dbapi_connection), None)
         if lock is not None and lock.locked():
             lock.release()
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
+_WRITERS: weakref.WeakKeyDictionary[Engine, _SqliteWriterQueue] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_setup(engine: AsyncEngine) -> _SqliteWriterQueue:
     sync_engine = engine.sync_engine
     writers = _SqliteWriterQueue()
+    _WRITERS[sync_engine] = writers
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -87,25 +122,26 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN")
             return
         dbapi_connection = conn.connection.dbapi_connection
-        writers.acquire(dbapi_connection)
+        writers.on_begin(dbapi_connection)
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            writers.release(dbapi_connection)
+            writers.on_end(dbapi_connection)
             raise
 
     def _on_end(conn: Any) -> None:
-        writers.release(conn.connection.dbapi_connection)
+        writers.on_end(conn.connection.dbapi_connection)
 
     event.listen(sync_engine, "commit", _on_end)
     event.listen(sync_engine, "rollback", _on_end)
 
     # A connection that leaves without commit or rollback (invalidated, closed) frees its turn too.
     def _on_pool_end(dbapi_connection: Any, *_args: Any) -> None:
-        writers.release(dbapi_connection)
+        writers.on_end(dbapi_connection)
 
     for name in ("checkin", "reset", "invalidate", "close", "close_detached"):
         event.listen(sync_engine.pool, name, _on_pool_end)
+    return writers
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -129,6 +165,7 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._writers = _WRITERS.get(engine.sync_engine)
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
         self._readers = async_sessionmaker(
             engine.execution_options(read_only=True),
@@ -148,7 +185,11 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits when the block ends normally, rolls back on error."""
-        async with self.sessions() as session, session.begin():
+        if self._writers is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._writers.turn(), self.sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
