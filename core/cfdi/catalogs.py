@@ -15,16 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from core.sat.postal_codes import PostalCodeError, time_zone_for
+
 _lock = threading.RLock()
 _state: dict[str, sqlite3.Connection] = {}
-
-#: SAT "Descripción del Huso Horario" of c_CodigoPostal → IANA zone. Border zones depend on the state.
-_ZONE_BY_DESCRIPTION = {
-    "Tiempo del Centro": "America/Mexico_City",
-    "Tiempo del Pacífico": "America/Mazatlan",
-    "Tiempo del Noroeste": "America/Tijuana",
-    "Tiempo del Sureste": "America/Cancun",
-}
 
 
 def satcfdi_root() -> Path:
@@ -75,18 +69,17 @@ def postal_code_exists(postal_code: str) -> bool:
 
 
 def postal_code_time_zone(postal_code: str) -> str | None:
-    """Best IANA zone for a c_CodigoPostal (used for Fecha in local time), or None if unknown."""
+    """IANA zone of a c_CodigoPostal (REP dates are written in it), or None if unknown.
+
+    The mapping itself lives in ``core.sat.postal_codes`` (one table for the whole service)."""
     row = postal_code_row(postal_code)
     if row is None:
         return None
-    state, municipality, _, _, description = row
-    if description == "Tiempo del Centro en Frontera":
-        if state == "CHH":
-            return "America/Ciudad_Juarez" if municipality == "037" else "America/Ojinaga"
-        return "America/Matamoros"
-    if description == "Tiempo del Pacífico" and state == "SON":
-        return "America/Hermosillo"
-    return _ZONE_BY_DESCRIPTION.get(description)
+    state, municipality, _, _, description = row[:5]
+    try:
+        return time_zone_for(description, state, municipality or None)
+    except PostalCodeError:
+        return None
 
 
 @lru_cache(maxsize=128)

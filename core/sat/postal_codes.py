@@ -10,7 +10,8 @@ SAT description                state                 IANA zone
 Tiempo del Centro              CHH                   America/Chihuahua
 Tiempo del Centro              NAY (Bahía de B.)     America/Bahia_Banderas
 Tiempo del Centro              any other             America/Mexico_City
-Tiempo del Centro en Frontera  CHH                   America/Ojinaga
+Tiempo del Centro en Frontera  CHH, Juárez (037)     America/Ciudad_Juarez
+Tiempo del Centro en Frontera  CHH, other            America/Ojinaga
 Tiempo del Centro en Frontera  COA, NLE, TAM         America/Matamoros
 Tiempo del Pacífico            SON                   America/Hermosillo
 Tiempo del Pacífico            BCS, SIN, NAY         America/Mazatlan
@@ -20,11 +21,14 @@ Tiempo del Sureste             ROO                   America/Cancun
 
 Since the 2022 law every zone without "Frontera" is a fixed offset with no daylight saving time
 (Centro UTC-6, Pacífico UTC-7, Sureste UTC-5), while the border strips follow US daylight saving
-(Noroeste = US Pacific, Centro en Frontera = US Central). We follow **SAT's catalog**, because that is
-what PACs check the REP ``Fecha`` against. One known divergence: SAT labels Ciudad Juárez and its
-neighbours (CHH) "Centro en Frontera" (US Central rules, ``America/Ojinaga``), whereas tzdata puts
-Ciudad Juárez on US Mountain rules (``America/Ciudad_Juarez``, one hour behind). Following SAT, the
-REP time written for those codes is the one SAT expects.
+(Noroeste = US Pacific, Centro en Frontera = US Central). We follow SAT's catalog with one exception:
+SAT still labels Ciudad Juárez (CHH, municipio 037) "Centro en Frontera" (US Central rules), whereas
+since November 2022 the city keeps US Mountain time (tzdata ``America/Ciudad_Juarez``, one hour
+behind). We write REP dates there on the city's real clock: a PAC that reads SAT's catalog then sees a
+``Fecha`` one hour in the past (well inside the 72-hour window), while the catalog's clock would put
+it one hour in the future for a PAC that uses tzdata, and "a date after the stamping time" is a
+rejection. This module is the only postal code -> time zone mapping: the REP builder and the
+validator use it too (``core.cfdi.catalogs.postal_code_time_zone``).
 
 The placeholder ``00000`` (state TLA, municipio ``000``) is in SAT's file but is not a real postal
 code: it is treated as absent.
@@ -51,17 +55,19 @@ _STATE_TABLE = "C756_c_Estado"
 _MUNICIPALITY_TABLE = "C756_c_Municipio"
 _LOCALITY_TABLE = "C756_c_Localidad"
 
-# (SAT huso horario description, state or None for "any state") -> IANA zone; the first match wins.
-TIME_ZONE_RULES: tuple[tuple[str, str | None, str], ...] = (
-    ("Tiempo del Centro", "CHH", "America/Chihuahua"),
-    ("Tiempo del Centro", "NAY", "America/Bahia_Banderas"),
-    ("Tiempo del Centro", None, "America/Mexico_City"),
-    ("Tiempo del Centro en Frontera", "CHH", "America/Ojinaga"),
-    ("Tiempo del Centro en Frontera", None, "America/Matamoros"),
-    ("Tiempo del Pacífico", "SON", "America/Hermosillo"),
-    ("Tiempo del Pacífico", None, "America/Mazatlan"),
-    ("Tiempo del Noroeste", None, "America/Tijuana"),
-    ("Tiempo del Sureste", None, "America/Cancun"),
+# (SAT huso horario description, state or None for "any state", municipio or None for "any") -> IANA
+# zone; the first match wins.
+TIME_ZONE_RULES: tuple[tuple[str, str | None, str | None, str], ...] = (
+    ("Tiempo del Centro", "CHH", None, "America/Chihuahua"),
+    ("Tiempo del Centro", "NAY", None, "America/Bahia_Banderas"),
+    ("Tiempo del Centro", None, None, "America/Mexico_City"),
+    ("Tiempo del Centro en Frontera", "CHH", "037", "America/Ciudad_Juarez"),
+    ("Tiempo del Centro en Frontera", "CHH", None, "America/Ojinaga"),
+    ("Tiempo del Centro en Frontera", None, None, "America/Matamoros"),
+    ("Tiempo del Pacífico", "SON", None, "America/Hermosillo"),
+    ("Tiempo del Pacífico", None, None, "America/Mazatlan"),
+    ("Tiempo del Noroeste", None, None, "America/Tijuana"),
+    ("Tiempo del Sureste", None, None, "America/Cancun"),
 )
 
 
@@ -90,10 +96,10 @@ class PostalCode:
     estimulo_franja_fronteriza: bool  # the catalog's border-region VAT incentive flag
 
 
-def time_zone_for(huso_horario: str, estado: str) -> str:
-    """The IANA zone for a SAT huso horario description in a state (see ``TIME_ZONE_RULES``)."""
-    for description, state, zone in TIME_ZONE_RULES:
-        if description == huso_horario and state in (None, estado):
+def time_zone_for(huso_horario: str, estado: str, municipio: str | None = None) -> str:
+    """The IANA zone for a SAT huso horario description in a state and municipio (``TIME_ZONE_RULES``)."""
+    for description, state, town, zone in TIME_ZONE_RULES:
+        if description == huso_horario and state in (None, estado) and town in (None, municipio):
             return zone
     raise PostalCodeError(
         "unknown_time_zone",
@@ -143,7 +149,7 @@ def lookup_postal_code(code: str) -> PostalCode | None:
         municipio_nombre=str(municipio_nombre) if municipio_nombre else None,
         localidad=localidad or None,
         localidad_nombre=str(localidad_nombre) if localidad_nombre else None,
-        time_zone=time_zone_for(huso, estado),
+        time_zone=time_zone_for(huso, estado, municipio or None),
         huso_horario=huso,
         estimulo_franja_fronteriza=frontera not in ("", "0"),
     )

@@ -40,7 +40,7 @@ def test_mexico_city_postal_code() -> None:
         ("82000", "SIN", "America/Mazatlan"),  # Mazatlán
         ("23000", "BCS", "America/Mazatlan"),  # La Paz
         ("31000", "CHH", "America/Chihuahua"),  # Chihuahua city
-        ("32000", "CHH", "America/Ojinaga"),  # Ciudad Juárez, per SAT: "Centro en Frontera"
+        ("32000", "CHH", "America/Ciudad_Juarez"),  # SAT says "Centro en Frontera"; the city keeps Mountain time
         ("87300", "TAM", "America/Matamoros"),  # Matamoros
         ("88000", "TAM", "America/Matamoros"),  # Nuevo Laredo
         ("63726", "NAY", "America/Bahia_Banderas"),  # Bahía de Banderas
@@ -100,7 +100,7 @@ def test_unknown_time_zone_description_is_reported() -> None:
 
 
 def test_every_zone_in_the_rules_exists() -> None:
-    for _, _, zone in TIME_ZONE_RULES:
+    for *_, zone in TIME_ZONE_RULES:
         ZoneInfo(zone)
 
 
@@ -112,3 +112,20 @@ def test_every_catalog_entry_maps_to_a_time_zone() -> None:
     assert len(pairs) > 30
     for huso, estado in pairs:
         ZoneInfo(time_zone_for(huso, estado))
+
+
+def test_the_rep_builder_and_the_vendor_settings_use_the_same_time_zone_for_every_postal_code() -> None:
+    """One mapping for the whole service: a vendor's settings must show the zone its REPs are dated in."""
+    from satcfdi.catalogs import select_all
+
+    from core.cfdi.catalogs import postal_code_time_zone
+
+    codes = [str(key) for key in select_all("C756_c_CodigoPostal") if str(key) != "00000"]
+    assert len(codes) > 90_000
+    differing = []
+    for code in [*codes[::7], "32000", "32100", "63726", "83000"]:
+        info = lookup_postal_code(code)
+        assert info is not None
+        if postal_code_time_zone(code) != info.time_zone:
+            differing.append(code)
+    assert differing == []
