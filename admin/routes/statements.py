@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +17,8 @@ from admin.deps import require_vendor_scope
 from admin.errors import ApiError
 from core.statements import exports, queries, summaries
 from core.statements.queries import RepFilter
+
+log = logging.getLogger("timbrado.api")
 
 CHUNK = 256 * 1024
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -252,8 +255,14 @@ async def export_reps(request: web.Request) -> web.StreamResponse:
         if fmt == "csv":
             response.enable_chunked_encoding()
             await response.prepare(request)
-            async for chunk in exports.stream_csv(session, vendor, filters):
-                await response.write(chunk)
+            try:
+                async for chunk in exports.stream_csv(session, vendor, filters):
+                    await response.write(chunk)
+            except ConnectionResetError:
+                raise  # the client went away: nobody to tell
+            except Exception as exc:
+                _abort_stream(request, exc)
+                return response
             await response.write_eof()
             return response
         tmp_dir = container.settings.data_dir / "tmp"
@@ -268,6 +277,16 @@ async def export_reps(request: web.Request) -> web.StreamResponse:
                     await response.write(chunk)
     await response.write_eof()
     return response
+
+
+def _abort_stream(request: web.Request, exc: BaseException) -> None:
+    """A streamed export failed after its 200 and first rows were sent: the status can no longer say
+    so, and a clean end would pass a partial file for a whole one.  Drop the connection before the
+    terminating chunk, so the client sees an incomplete transfer (curl: "transfer closed with
+    outstanding read data remaining"; browsers: a failed download)."""
+    log.error("export stopped midway (%s: %s); the connection is dropped", type(exc).__name__, exc)
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def _preferences_out(prefs: summaries.Preferences, cfg: summaries.SummaryConfig) -> PreferencesOut:

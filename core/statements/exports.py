@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -124,12 +126,27 @@ async def stream_csv(
         progress(count)
 
 
+@contextmanager
+def _replaced_on_success(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that becomes ``path`` only if the block ends normally.
+
+    An export that fails halfway (database gone, disk full) must not leave a shorter file that looks
+    whole, nor destroy a previous export of the same name."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 async def write_csv(
     session: AsyncSession, vendor: VendorRef, filters: RepFilter, path: Path, *, progress: Progress | None = None
 ) -> int:
-    """Write the CSV export to ``path``; returns the number of bytes."""
+    """Write the CSV export to ``path`` (all or nothing); returns the number of bytes."""
     size = 0
-    with path.open("wb") as out:
+    with _replaced_on_success(path) as tmp, tmp.open("wb") as out:
         async for chunk in stream_csv(session, vendor, filters, progress=progress):
             out.write(chunk)
             size += len(chunk)
@@ -161,7 +178,18 @@ async def write_xlsx(
     *,
     progress: Progress | None = None,
 ) -> int:
-    """Write the XLSX export to ``path`` (typed cells, frozen header, widths); returns the row count."""
+    """Write the XLSX export to ``path`` (all or nothing; typed cells, frozen header, widths); returns
+    the row count."""
+    with _replaced_on_success(path) as tmp:
+        row = await _write_xlsx(session, vendor, filters, tmp, progress)
+    if progress:
+        progress(row)
+    return row
+
+
+async def _write_xlsx(
+    session: AsyncSession, vendor: VendorRef, filters: RepFilter, path: Path, progress: Progress | None
+) -> int:
     book = xlsxwriter.Workbook(
         str(path), {"constant_memory": True, "tmpdir": str(path.parent), "strings_to_formulas": False}
     )
@@ -197,8 +225,6 @@ async def write_xlsx(
             sheet.autofilter(0, 0, row, len(HEADERS) - 1)
     finally:
         book.close()
-    if progress:
-        progress(row)
     return row
 
 

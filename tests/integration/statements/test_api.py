@@ -184,3 +184,31 @@ async def test_statement_endpoints_are_in_openapi(client: TestClient) -> None:  
     for path in ("/api/v1/vendors/{vendor_id}/statement", "/api/v1/vendors/{vendor_id}/statement/export",
                  "/api/v1/statements/portfolio"):  # fmt: skip
         assert path in doc["paths"]
+
+
+async def test_a_csv_export_that_fails_midway_is_not_delivered_as_a_complete_file(
+    client: TestClient,  # type: ignore[type-arg]
+    world: dict[str, object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the first rows are sent the status cannot change: the stream must end in an error the
+    client sees (no terminating chunk), never as a shorter file that looks whole."""
+    import aiohttp
+
+    from core.statements import exports
+
+    real = exports.stream_csv
+
+    async def failing(*args: object, **kwargs: object) -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in real(*args, **kwargs):  # type: ignore[arg-type]
+            yield chunk
+            sent += 1
+            if sent == 2:
+                raise OSError("la base de datos se desconectó")
+
+    monkeypatch.setattr(exports, "stream_csv", failing)
+    resp = await client.get(f"/api/v1/vendors/{world['a']}/statement/export?format=csv", headers=h(world, "a"))
+    assert resp.status == 200  # already on its way when it failed
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()

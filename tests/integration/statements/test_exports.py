@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -118,6 +119,32 @@ async def test_one_row_exports(database: Database, tmp_path: Path) -> None:
     assert len(rows) == 2 and rows[1][2] == "P-1"
     path = tmp_path / "x.xlsx"
     assert await _xlsx(database, vendor, path) == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+async def test_an_export_that_fails_midway_leaves_the_previous_file_and_no_partial_one(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    vendor = await _seed(database, 30)
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / f"estado.{fmt}"
+    target.write_bytes(b"export anterior")
+    real = exports.iter_rows
+
+    async def failing(*args: object, **kwargs: object) -> AsyncIterator[list[queries.RepLine]]:
+        async for rows in real(*args, **kwargs):  # type: ignore[arg-type]
+            yield rows[:5]
+            raise OSError("disco lleno")
+
+    monkeypatch.setattr(exports, "iter_rows", failing)
+    async with database.session() as s:
+        with pytest.raises(OSError, match="disco lleno"):
+            if fmt == "csv":
+                await exports.write_csv(s, vendor, RepFilter(), target)
+            else:
+                await exports.write_xlsx(s, vendor, RepFilter(), target)
+    assert target.read_bytes() == b"export anterior"
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
 
 
 def test_file_name_carries_rfc_and_range() -> None:
