@@ -3,6 +3,10 @@
 Point the bot's Web API client at ``FakeSlack.api_url``.  Every call is recorded as a
 :class:`Call`; ``fail_next`` makes the next calls of one method answer an HTTP status (429 with
 Retry-After by default) or a Slack ``{"ok": false, "error": ...}``.
+
+Socket Mode too: ``apps.connections.open`` (with an ``xapp-`` token) answers the URL of a local
+WebSocket that greets with ``hello`` like Slack's; ``socket_send`` pushes an envelope
+(``interactive``, ``events_api``, ``slash_commands``) and returns the client's acknowledgement.
 """
 
 from __future__ import annotations
@@ -64,12 +68,17 @@ class FakeSlack:
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition | None = None
     port: int = 0
+    #: Socket Mode: the open WebSocket connections and the acknowledgements awaited by envelope id
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _acks: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _envelopes: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/upload/v1/{file_id}", self._upload)
+        app.router.add_get("/link/", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -81,8 +90,45 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # ------------------------------------------------------------------ Socket Mode
+    async def wait_for_socket(self, timeout: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not any(not ws.closed for ws in self.sockets):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("no Socket Mode client connected")
+            await asyncio.sleep(0.02)
+
+    async def socket_send(self, kind: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """Push an envelope to the connected client; returns its acknowledgement (``envelope_id`` and,
+        for interactions, any ``payload`` answered)."""
+        await self.wait_for_socket(timeout)
+        ws = next(ws for ws in reversed(self.sockets) if not ws.closed)
+        envelope_id = f"env-{next(self._envelopes)}"
+        ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = ack
+        await ws.send_json(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        )
+        return await asyncio.wait_for(ack, timeout)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0000TEST"}})
+        async for msg in ws:
+            if msg.type != web.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            waiter = self._acks.pop(str(data.get("envelope_id", "")), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(data)
+        return ws
 
     @property
     def api_url(self) -> str:
@@ -194,6 +240,8 @@ class FakeSlack:
             return ok | {"file_id": file_id, "upload_url": f"http://127.0.0.1:{self.port}/upload/v1/{file_id}"}
         if method == "files.completeUploadExternal":
             return self._complete(args)
+        if method == "apps.connections.open":
+            return ok | {"url": f"ws://127.0.0.1:{self.port}/link/?ticket=test-ticket"}
         if method == "auth.test":
             return ok | {
                 "url": "https://test.slack.com/",
