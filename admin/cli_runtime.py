@@ -18,6 +18,16 @@ log = logging.getLogger("timbrado.cli")
 EXIT_USAGE = 2
 
 
+def os_error_message(exc: OSError) -> str:
+    """One line in Spanish for a file or network error (the file named when there is one)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename:
+        return f"No se pudo usar el archivo {exc.filename}: {reason}"
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return f"No se pudo conectar (¿la base de datos o el servidor están disponibles?): {reason}"
+    return f"Error del sistema: {reason}"
+
+
 def run_with_container(
     settings: Settings, fn: Callable[[Container], Awaitable[int]], *, ensure_schema: bool = True
 ) -> int:
@@ -34,9 +44,13 @@ def run_with_container(
         except DomainError as exc:
             print(exc.message, file=sys.stderr)
             return 1
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OperationalError, DBAPIError) as exc:
             log.debug("database error", exc_info=True)
             print(f"Error de la base de datos: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            log.debug("system error", exc_info=True)
+            print(os_error_message(exc), file=sys.stderr)
             return 1
         finally:
             await container.aclose()

@@ -76,6 +76,12 @@ def test_export_writes_the_file_with_progress_on_stderr(database_url: str, tmp_p
     assert rows[0][0] == "Fecha de emisión" and len(rows) > 1
     bad = run(["statement", "export", "--vendor", str(vendor_id), "--to", "31/02/2026"], env)
     assert bad.returncode == 1 and "fecha inválida" in bad.stderr and "Traceback" not in bad.stderr
+    (tmp_path / "un-archivo").write_text("no es una carpeta")
+    blocked = run(
+        ["statement", "export", "--vendor", str(vendor_id), "--output", str(tmp_path / "un-archivo" / "e.csv")], env
+    )
+    assert blocked.returncode == 1 and "Traceback" not in blocked.stderr
+    assert "un-archivo" in blocked.stderr and "base de datos" not in blocked.stderr
 
 
 def test_portfolio_and_send(database_url: str, tmp_path: Path) -> None:
