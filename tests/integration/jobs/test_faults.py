@@ -160,7 +160,9 @@ async def test_several_serve_worker_processes_share_the_queue_without_running_a_
         workers = (await s.scalars(select(func.count(func.distinct(JobAttempt.worker))))).one()
     assert len(per_job) == total
     assert {count for _job, count in per_job} == {1}
-    assert workers == 3
+    # Shared: on a loaded machine a process that starts late may find the queue already drained by the
+    # other two (3,000 pings take about a second), so "every process took some" would be a timing bet.
+    assert workers >= 2
 
 
 @pytest.mark.slow
