@@ -105,33 +105,46 @@ class RequestCards:
         request_id = _request_id(ctx.payload)
         async with self._lock(request_id):
             view = await self._view(request_id)
-            blocks, text = request_card(view), request_card_text(view)
-            if view.slack_channel and view.slack_ts:
-                try:
-                    await self.bot.client.chat_update(
-                        channel=view.slack_channel, ts=view.slack_ts, blocks=blocks, text=text
-                    )
-                    return
-                except SlackApiError as exc:
-                    if slack_error(exc) not in CARD_GONE:
-                        raise translate(exc, "la actualización de la tarjeta") from None
-                    log.warning("card of request %s is gone (%s); posting a new one", request_id, slack_error(exc))
-            try:
-                resp = await self.bot.client.chat_postMessage(
-                    channel=view.slack_channel or self.bot.channel,
-                    blocks=blocks,
-                    text=text,
-                    unfurl_links=False,
-                    unfurl_media=False,
-                    metadata={"event_type": "timbrado_request", "event_payload": {"request_id": request_id}},
-                )
-            except SlackApiError as exc:
-                raise translate(exc, "la publicación de la tarjeta") from None
-            channel, ts = str(resp.get("channel") or self.bot.channel), str(resp.get("ts") or "")
-            if not ts:
-                raise RuntimeError("Slack no devolvió el identificador (ts) del mensaje publicado")
-            async with self.bot.db.transaction() as session:
-                await service.set_slack_message(session, request_id, channel, ts)
+            if await self._update(view):
+                return
+            async with self.bot.first_post_guard("request", request_id):
+                fresh = await self._view(request_id)
+                if fresh.slack_ts != view.slack_ts and await self._update(fresh):
+                    return  # another process posted it meanwhile: that card is now up to date
+                await self._post(request_id, fresh.slack_channel, request_card(fresh), request_card_text(fresh))
+
+    async def _update(self, view: RequestView) -> bool:
+        """Refresh the request's card; False when it has none (or Slack lost it) and one must be posted."""
+        if not (view.slack_channel and view.slack_ts):
+            return False
+        try:
+            await self.bot.client.chat_update(
+                channel=view.slack_channel, ts=view.slack_ts, blocks=request_card(view), text=request_card_text(view)
+            )
+            return True
+        except SlackApiError as exc:
+            if slack_error(exc) not in CARD_GONE:
+                raise translate(exc, "la actualización de la tarjeta") from None
+            log.warning("card of request %s is gone (%s); posting a new one", view.id, slack_error(exc))
+            return False
+
+    async def _post(self, request_id: int, channel: str | None, blocks: list[Any], text: str) -> None:
+        try:
+            resp = await self.bot.client.chat_postMessage(
+                channel=channel or self.bot.channel,
+                blocks=blocks,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": "timbrado_request", "event_payload": {"request_id": request_id}},
+            )
+        except SlackApiError as exc:
+            raise translate(exc, "la publicación de la tarjeta") from None
+        posted, ts = str(resp.get("channel") or self.bot.channel), str(resp.get("ts") or "")
+        if not ts:
+            raise RuntimeError("Slack no devolvió el identificador (ts) del mensaje publicado")
+        async with self.bot.db.transaction() as session:
+            await service.set_slack_message(session, request_id, posted, ts)
 
     async def note(self, ctx: JobContext) -> None:
         request_id = _request_id(ctx.payload)

@@ -614,7 +614,13 @@ class OrderCards:
             blocks = order_card(snap.view, cfg, marks=snap.marks, proof=snap.current_proof)
             text = order_card_text(snap.view)
             if not await self._update(snap, blocks, text):
-                await self._post(snap, blocks, text)
+                async with self.bot.first_post_guard("order", order_id):
+                    fresh = await self.snapshot(order_id)
+                    blocks = order_card(fresh.view, cfg, marks=fresh.marks, proof=fresh.current_proof)
+                    text = order_card_text(fresh.view)
+                    # another process may have posted it meanwhile: then that card is brought up to date
+                    if fresh.card == snap.card or not await self._update(fresh, blocks, text):
+                        await self._post(fresh, blocks, text)
             await self._follow_up(order_id)
 
     async def _update(self, snap: Snapshot, blocks: list[Block], text: str) -> bool:

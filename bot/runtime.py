@@ -7,6 +7,8 @@ app is built on first use.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,8 @@ from core.audit.service import Actor, ActorKind, Driver
 from core.clock import Clock
 from core.db.engine import Database
 from core.enablement.service import EnablementConfig
-from core.jobs.worker import Handler
+from core.jobs.worker import Handler, RetryLater
+from core.locks import singleton_lock
 from core.orders.service import OrdersConfig
 from core.settings import Settings
 from core.uploads.store import ContentStore
@@ -93,6 +96,24 @@ class SlackBot:
 
         return job_handlers(self)
 
+    @asynccontextmanager
+    async def first_post_guard(self, kind: str, item_id: int) -> AsyncIterator[None]:
+        """Across processes, one worker at a time may post the first card of an item.
+
+        Without it two worker processes syncing a new request (or order) at the same moment both saw
+        no card and both posted one.  The guard is the advisory lock of ``core.locks`` (PostgreSQL)
+        or a file lock (SQLite: bucketed, so the lock files stay few); when another process holds
+        it, the job is retried shortly, by which time the card exists and is updated instead.
+        """
+        name = f"slack-card:{kind}:{item_id if self.db.is_postgres else item_id % 64}"
+        lock = singleton_lock(self.db.engine, self.settings.data_dir, name)
+        if not await lock.try_acquire():
+            raise RetryLater(f"otra instancia está publicando la tarjeta ({kind} {item_id})", CARD_POST_RETRY)
+        try:
+            yield
+        finally:
+            await lock.release()
+
     @staticmethod
     def actor(user_id: str, display: str = "") -> Actor:
         return Actor(ActorKind.STAFF, f"slack:{user_id}", Driver.SLACK, display or user_id)
@@ -103,6 +124,10 @@ class SlackBot:
 
     def __repr__(self) -> str:  # never show tokens, whatever a dataclass would print
         return f"SlackBot(channel={self.channel!r})"
+
+
+#: Seconds before a sync that found another process posting the same card tries again.
+CARD_POST_RETRY = 2.0
 
 
 def build_slack_bot(settings: Settings, db: Database, clock: Clock, **overrides: Any) -> SlackBot:

@@ -429,6 +429,22 @@ async def test_repeated_syncs_upload_each_round_once(slack: Slack) -> None:
     assert len(slack.fake.uploads) == 1
 
 
+async def test_two_worker_processes_syncing_a_new_order_at_once_post_one_card(slack: Slack) -> None:
+    from core.jobs.worker import JobContext, RetryLater
+
+    order_id = await order_in_review(slack.container)
+    bot = slack.container.slack
+    assert bot is not None
+    first, second = bot.job_handlers()["slack.sync_order"], bot.job_handlers()["slack.sync_order"]
+    ctx = JobContext(1, "slack.sync_order", {"order_id": order_id}, 1, f"sync:{order_id}", 5)
+    slack.fake.latency = 0.3
+    outcomes = await asyncio.gather(first(ctx), second(ctx), return_exceptions=True)
+    slack.fake.latency = 0.0
+    assert sum(isinstance(o, RetryLater) for o in outcomes) == 1, outcomes
+    await second(ctx)  # the retry updates the card the first one posted
+    assert len(slack.fake.calls_to("chat.postMessage")) == 1
+
+
 # ---------------------------------------------------------------------------- SLA: reminder and escalation
 async def test_reminder_and_escalation_fire_at_the_right_business_times(slack: Slack) -> None:
     c = slack.container
