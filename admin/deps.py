@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from admin.container import Container
 from core.audit.service import Actor, ActorKind, Driver
 from core.auth.tokens import Principal
@@ -10,7 +12,6 @@ from core.contracts.documents import ServiceProvider
 from core.enablement.service import EnablementConfig
 from core.errors import NotFound
 from core.orders.service import BankData, OrdersConfig
-from core.settings import Settings
 from core.uploads.store import ContentStore
 
 
@@ -27,26 +28,23 @@ def cli_actor(user: str) -> Actor:
     return Actor(ActorKind.STAFF, f"cli:{user}", Driver.CLI, user)
 
 
-_calendars: dict[int, tuple[Settings, BusinessCalendar]] = {}
-
-
 def business_calendar(container: Container) -> BusinessCalendar:
-    """The calendar of these settings, built once: it caches each year's holidays, which are slow to
-    compute (they showed in every proof upload's profile when a new calendar was built per request)."""
     s = container.settings
-    cached = _calendars.get(id(s))
-    if cached is not None and cached[0] is s:
-        return cached[1]
+    return _calendar(s.business_time_zone, s.office_hours, s.extra_holidays)
+
+
+@lru_cache(maxsize=8)
+def _calendar(tz: str, office_hours: tuple[int, int], extra_holidays: tuple[str, ...]) -> BusinessCalendar:
+    """Built once per configuration: a calendar caches each year's holidays, which are slow to compute
+    (they showed in every proof upload's profile when a new calendar was built per request)."""
     from datetime import date, time
 
-    calendar = BusinessCalendar(
-        tz=s.business_time_zone,
-        office_start=time(s.office_hours[0]),
-        office_end=time(s.office_hours[1] % 24) if s.office_hours[1] < 24 else time(23, 59, 59),
-        extra_holidays=frozenset(date.fromisoformat(d) for d in s.extra_holidays),
+    return BusinessCalendar(
+        tz=tz,
+        office_start=time(office_hours[0]),
+        office_end=time(office_hours[1] % 24) if office_hours[1] < 24 else time(23, 59, 59),
+        extra_holidays=frozenset(date.fromisoformat(d) for d in extra_holidays),
     )
-    _calendars[id(s)] = (s, calendar)
-    return calendar
 
 
 def orders_config(container: Container) -> OrdersConfig:

@@ -19,13 +19,13 @@ SQLITE_LOCK_TIMEOUT = 30.0
 
 
 class ReadOnlyError(RuntimeError):
-    """A read session (``Database.read()``) was asked to write."""
+    """A read session (``Database.session()``) was asked to write."""
 
 
 class _ReadOnlySession(Session):
     def flush(self, objects: Any = None) -> None:
         if self.new or self.dirty or self.deleted:
-            raise ReadOnlyError("a read session (Database.read) cannot write; use Database.transaction()")
+            raise ReadOnlyError("a read session (Database.session) cannot write; use Database.transaction()")
         super().flush(objects)
 
 
@@ -97,7 +97,7 @@ class _SqliteWriterQueue:
 _WRITERS: weakref.WeakKeyDictionary[Engine, _SqliteWriterQueue] = weakref.WeakKeyDictionary()
 
 
-def _sqlite_setup(engine: AsyncEngine) -> _SqliteWriterQueue:
+def _sqlite_setup(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
     writers = _SqliteWriterQueue()
     _WRITERS[sync_engine] = writers
@@ -141,7 +141,6 @@ def _sqlite_setup(engine: AsyncEngine) -> _SqliteWriterQueue:
 
     for name in ("checkin", "reset", "invalidate", "close", "close_detached"):
         event.listen(sync_engine.pool, name, _on_pool_end)
-    return writers
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
