@@ -6,7 +6,9 @@ app is built on first use.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -72,6 +74,9 @@ class SlackBot:
     orders: OrdersConfig | None = None
     files: ContentStore | None = None
     _bolt: AsyncApp | None = field(default=None, repr=False)
+    _post_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary, repr=False
+    )
 
     @property
     def channel(self) -> str:
@@ -105,14 +110,20 @@ class SlackBot:
         or a file lock (SQLite: bucketed, so the lock files stay few); when another process holds
         it, the job is retried shortly, by which time the card exists and is updated instead.
         """
-        name = f"slack-card:{kind}:{item_id if self.db.is_postgres else item_id % 64}"
-        lock = singleton_lock(self.db.engine, self.settings.data_dir, name)
-        if not await lock.try_acquire():
-            raise RetryLater(f"otra instancia está publicando la tarjeta ({kind} {item_id})", CARD_POST_RETRY)
-        try:
-            yield
-        finally:
-            await lock.release()
+        name = f"slack-card:{kind}:{item_id if self.db.is_postgres else item_id % 256}"
+        # Jobs of this process that share a lock name wait their turn; only another process makes a
+        # job retry later.
+        local = self._post_locks.get(name)
+        if local is None:
+            local = self._post_locks[name] = asyncio.Lock()
+        async with local:
+            lock = singleton_lock(self.db.engine, self.settings.data_dir, name)
+            if not await lock.try_acquire():
+                raise RetryLater(f"otra instancia está publicando la tarjeta ({kind} {item_id})", CARD_POST_RETRY)
+            try:
+                yield
+            finally:
+                await lock.release()
 
     @staticmethod
     def actor(user_id: str, display: str = "") -> Actor:

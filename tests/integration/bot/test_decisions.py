@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import weakref
 from datetime import timedelta
 
 from core.jobs.models import JobStatus
+from core.jobs.worker import JobContext, RetryLater
 from tests.integration.bot.conftest import CHANNEL, GROUP_MEMBER, STAFF, Slack, get, make_request
 
 
@@ -296,12 +299,11 @@ async def test_two_worker_processes_syncing_a_new_request_at_once_post_one_card(
     """Each ``job_handlers()`` call builds its own handlers (its own in-process locks), as a second
     worker process would; the cross-process guard lets one post while the other retries later and
     then updates that card."""
-    from core.jobs.worker import JobContext, RetryLater
-
     rid = await make_request(slack.container)
     bot = slack.container.slack
     assert bot is not None
-    first, second = bot.job_handlers()["slack.sync_request"], bot.job_handlers()["slack.sync_request"]
+    other_process = dataclasses.replace(bot, _post_locks=weakref.WeakValueDictionary())
+    first, second = bot.job_handlers()["slack.sync_request"], other_process.job_handlers()["slack.sync_request"]
     ctx = JobContext(1, "slack.sync_request", {"request_id": rid}, 1, f"sync:{rid}", 5)
     slack.fake.latency = 0.3  # both find no card while the first post is still on its way
     outcomes = await asyncio.gather(first(ctx), second(ctx), return_exceptions=True)
@@ -309,5 +311,20 @@ async def test_two_worker_processes_syncing_a_new_request_at_once_post_one_card(
     assert sum(isinstance(o, RetryLater) for o in outcomes) == 1
     assert len(slack.fake.calls_to("chat.postMessage")) == 1
     await second(ctx)  # the retry
+    assert len(slack.fake.calls_to("chat.postMessage")) == 1
+    assert len(slack.fake.calls_to("chat.update")) == 1
+
+
+async def test_two_jobs_of_one_process_syncing_a_new_request_at_once_post_one_card_without_retrying(
+    slack: Slack,
+) -> None:
+    rid = await make_request(slack.container)
+    bot = slack.container.slack
+    assert bot is not None
+    first, second = bot.job_handlers()["slack.sync_request"], bot.job_handlers()["slack.sync_request"]
+    ctx = JobContext(1, "slack.sync_request", {"request_id": rid}, 1, f"sync:{rid}", 5)
+    slack.fake.latency = 0.3
+    await asyncio.gather(first(ctx), second(ctx))  # neither raises RetryLater
+    slack.fake.latency = 0.0
     assert len(slack.fake.calls_to("chat.postMessage")) == 1
     assert len(slack.fake.calls_to("chat.update")) == 1
