@@ -26,6 +26,7 @@ from core.errors import DomainError
 
 if TYPE_CHECKING:
     from bot.runtime import SlackBot
+    from core.audit.service import Actor
 
 log = logging.getLogger("timbrado.bot")
 
@@ -52,6 +53,31 @@ MAX_QUERY = 200
 SLOW_READ_TEXT = "La consulta tardó demasiado; inténtalo de nuevo en un momento."
 ERROR_TEXT = "Ocurrió un error interno; inténtalo de nuevo en un momento."
 EMPTY_REASON_TEXT = "Escribe el motivo del rechazo; se enviará al solicitante."
+
+
+async def run_decision(
+    request: AsyncBoltRequest,
+    subject: str,
+    decide: Callable[[], Awaitable[str]],
+    *,
+    already: type[DomainError],
+    mine: Callable[[], Awaitable[bool]],
+) -> tuple[str | None, bool]:
+    """Run ``decide`` (which returns the text to show).  Returns (text, or None for silence; decided).
+
+    ``already`` is the refusal for a subject decided before; when Slack re-delivered the click that
+    made that decision (``mine``), nothing is said twice."""
+    try:
+        return await decide(), True
+    except already as exc:
+        if is_retry(request) and await mine():
+            return None, False
+        return exc.message, False
+    except DomainError as exc:
+        return exc.message, False
+    except Exception:
+        log.exception("decision on %s failed", subject)
+        return ERROR_TEXT, False
 
 
 def user_of(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -159,18 +185,13 @@ class Listeners:
     async def _decision(
         self, request: AsyncBoltRequest, request_id: int, label: str, decide: Callable[[], Awaitable[str]]
     ) -> tuple[str | None, bool]:
-        """Run ``decide`` (which returns the text to show).  Returns (text or None for silence, decided)."""
-        try:
-            return await decide(), True
-        except AlreadyResolved as exc:
-            if is_retry(request) and await self._resolved_by_me(request_id, label):
-                return None, False  # Slack re-delivered a click that already decided: say nothing twice
-            return exc.message, False
-        except DomainError as exc:
-            return exc.message, False
-        except Exception:
-            log.exception("decision on request %s failed", request_id)
-            return ERROR_TEXT, False
+        return await run_decision(
+            request,
+            f"request {request_id}",
+            decide,
+            already=AlreadyResolved,
+            mine=lambda: self._resolved_by_me(request_id, label),
+        )
 
     async def _decide_then_ack(
         self, ack: Ack, request: AsyncBoltRequest, request_id: int, label: str, decide: Callable[[], Awaitable[str]]
@@ -222,18 +243,26 @@ class Listeners:
         return False
 
     # ------------------------------------------------------------------ buttons
-    async def verify_clicked(
-        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: AsyncBoltRequest
-    ) -> None:
+    async def _clicked(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> tuple[int, Actor] | None:
+        """The request a staff member's button names, and who clicked; None once the click is answered
+        (not staff, or a button value that names no request)."""
         if not await self._staff_or_refuse(ack, body):
-            return
+            return None
         request_id = parse_id(action.get("value"))
         if request_id is None:
             await ack()
             await self.tell(body, b.INVALID_ACTION_TEXT)
-            return
+            return None
         user_id, name = user_of(body)
-        actor = self.bot.actor(user_id, name)
+        return request_id, self.bot.actor(user_id, name)
+
+    async def verify_clicked(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: AsyncBoltRequest
+    ) -> None:
+        clicked = await self._clicked(ack, body, action)
+        if clicked is None:
+            return
+        request_id, actor = clicked
 
         async def decide() -> str:
             async with self.bot.db.transaction() as session:
@@ -249,15 +278,10 @@ class Listeners:
     async def approve_clicked(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: AsyncBoltRequest
     ) -> None:
-        if not await self._staff_or_refuse(ack, body):
+        clicked = await self._clicked(ack, body, action)
+        if clicked is None:
             return
-        request_id = parse_id(action.get("value"))
-        if request_id is None:
-            await ack()
-            await self.tell(body, b.INVALID_ACTION_TEXT)
-            return
-        user_id, name = user_of(body)
-        actor = self.bot.actor(user_id, name)
+        request_id, actor = clicked
 
         async def decide() -> str:
             async with self.bot.db.transaction() as session:
@@ -271,7 +295,7 @@ class Listeners:
         if text:
             await self.tell(body, text)
         if decided:
-            self.refresh_home_soon(user_id)
+            self.refresh_home_soon(user_of(body)[0])
 
     async def reject_clicked(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         # Acknowledge at once: the modal is opened with a Web API call that must follow the click.

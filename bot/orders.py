@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import blocks as b
-from bot.app import ERROR_TEXT, Ack, Listeners, is_retry, refusal, user_of
+from bot.app import ERROR_TEXT, Ack, Listeners, is_retry, refusal, run_decision, user_of
 from bot.auth import Access
 from bot.jobs import CARD_GONE, CARD_NOT_POSTED_DELAY, slack_error, translate
 from core.errors import DomainError, NotFound
@@ -384,17 +384,13 @@ class OrderListeners:
     async def _decision(
         self, request: AsyncBoltRequest, order_id: int, label: str, decide: Callable[[], Awaitable[str]]
     ) -> tuple[str | None, bool]:
-        try:
-            return await decide(), True
-        except AlreadyDecided as exc:
-            if is_retry(request) and await self._decided_by_me(order_id, label):
-                return None, False  # Slack re-delivered one's own click: say nothing twice
-            return exc.message, False
-        except DomainError as exc:
-            return exc.message, False
-        except Exception:
-            log.exception("decision on order %s failed", order_id)
-            return ERROR_TEXT, False
+        return await run_decision(
+            request,
+            f"order {order_id}",
+            decide,
+            already=AlreadyDecided,
+            mine=lambda: self._decided_by_me(order_id, label),
+        )
 
     async def approve_clicked(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: AsyncBoltRequest
