@@ -18,6 +18,17 @@ log = logging.getLogger("timbrado.cli")
 EXIT_USAGE = 2
 
 
+def db_error_message(exc: Exception) -> str:
+    """One line in Spanish for a database error; a busy embedded database says what to do."""
+    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    if "database is locked" in detail:
+        return (
+            "La base de datos está ocupada: otro proceso (¿el servidor?) la tuvo bloqueada más de 30 s. "
+            "Inténtelo de nuevo en un momento."
+        )
+    return f"Error de la base de datos: {type(exc).__name__}: {detail}"
+
+
 def os_error_message(exc: OSError) -> str:
     """One line in Spanish for a file or network error (the file named when there is one)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
@@ -46,7 +57,7 @@ def run_with_container(
             return 1
         except (OperationalError, DBAPIError) as exc:
             log.debug("database error", exc_info=True)
-            print(f"Error de la base de datos: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+            print(db_error_message(exc), file=sys.stderr)
             return 1
         except OSError as exc:
             log.debug("system error", exc_info=True)
