@@ -129,20 +129,7 @@ class RequestCards:
             return False
 
     async def _post(self, request_id: int, channel: str | None, blocks: list[Any], text: str) -> None:
-        try:
-            resp = await self.bot.client.chat_postMessage(
-                channel=channel or self.bot.channel,
-                blocks=blocks,
-                text=text,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={"event_type": "timbrado_request", "event_payload": {"request_id": request_id}},
-            )
-        except SlackApiError as exc:
-            raise translate(exc, "la publicación de la tarjeta") from None
-        posted, ts = str(resp.get("channel") or self.bot.channel), str(resp.get("ts") or "")
-        if not ts:
-            raise RuntimeError("Slack no devolvió el identificador (ts) del mensaje publicado")
+        posted, ts = await self.bot.post_card(channel, blocks, text, "timbrado_request", {"request_id": request_id})
         async with self.bot.db.transaction() as session:
             await service.set_slack_message(session, request_id, posted, ts)
 

@@ -634,20 +634,9 @@ class OrderCards:
 
     async def _post(self, snap: Snapshot, blocks: list[Block], text: str) -> None:
         order_id = snap.view.id
-        try:
-            resp = await self.bot.client.chat_postMessage(
-                channel=snap.view.slack_channel or self.bot.channel,
-                blocks=blocks,
-                text=text,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={"event_type": "timbrado_order", "event_payload": {"order_id": order_id}},
-            )
-        except SlackApiError as exc:
-            raise translate(exc, "la publicación de la tarjeta") from None
-        channel, ts = str(resp.get("channel") or self.bot.channel), str(resp.get("ts") or "")
-        if not ts:
-            raise RuntimeError("Slack no devolvió el identificador (ts) del mensaje publicado")
+        channel, ts = await self.bot.post_card(
+            snap.view.slack_channel, blocks, text, "timbrado_order", {"order_id": order_id}
+        )
         async with self.bot.db.transaction() as session:
             await service.set_slack_message(session, order_id, channel, ts)
 

@@ -125,6 +125,30 @@ class SlackBot:
             finally:
                 await lock.release()
 
+    async def post_card(
+        self, channel: str | None, blocks: list[Any], text: str, event_type: str, payload: dict[str, Any]
+    ) -> tuple[str, str]:
+        """Post a card (with its subject in the message metadata); returns (channel, ts)."""
+        from slack_sdk.errors import SlackApiError
+
+        from bot.jobs import translate
+
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=channel or self.channel,
+                blocks=blocks,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": event_type, "event_payload": payload},
+            )
+        except SlackApiError as exc:
+            raise translate(exc, "la publicación de la tarjeta") from None
+        posted, ts = str(resp.get("channel") or self.channel), str(resp.get("ts") or "")
+        if not ts:
+            raise RuntimeError("Slack no devolvió el identificador (ts) del mensaje publicado")
+        return posted, ts
+
     @staticmethod
     def actor(user_id: str, display: str = "") -> Actor:
         return Actor(ActorKind.STAFF, f"slack:{user_id}", Driver.SLACK, display or user_id)

@@ -40,9 +40,9 @@ async def fake() -> AsyncIterator[FakeSlack]:
     await server.stop()
 
 
-@pytest.fixture
-async def container(database_url: str, tmp_path: Path, clock: FrozenClock, fake: FakeSlack) -> AsyncIterator[Container]:
-    settings = settings_for(
+def bot_settings(database_url: str, tmp_path: Path, fake: FakeSlack, **extra: Any) -> Any:
+    """Settings of a Slack-enabled service talking to ``fake``."""
+    return settings_for(
         database_url,
         tmp_path,
         slack_bot_token="xoxb-test-token",
@@ -51,8 +51,13 @@ async def container(database_url: str, tmp_path: Path, clock: FrozenClock, fake:
         slack_allowed_users=(STAFF,),
         slack_allowed_usergroup=GROUP,
         slack_api_url=fake.api_url,
+        **extra,
     )
-    c = container_for(settings, clock)
+
+
+@pytest.fixture
+async def container(database_url: str, tmp_path: Path, clock: FrozenClock, fake: FakeSlack) -> AsyncIterator[Container]:
+    c = container_for(bot_settings(database_url, tmp_path, fake), clock)
     yield c
     await c.aclose()
 

@@ -14,9 +14,9 @@ from admin.container import Container
 from bot.socket_mode import run_socket_mode
 from core.clock import FrozenClock
 from core.enablement.models import RequestStatus
-from tests.integration.bot.conftest import CHANNEL, GROUP, SECRET, STAFF, get, make_request
+from tests.integration.bot.conftest import CHANNEL, STAFF, bot_settings, get, make_request
 from tests.support import fake_slack
-from tests.support.app import container_for, settings_for
+from tests.support.app import container_for
 from tests.support.fake_slack import TEAM, FakeSlack
 
 APP_TOKEN = "xapp-1-A0000TEST-1-secret"
@@ -26,17 +26,7 @@ APP_TOKEN = "xapp-1-A0000TEST-1-secret"
 async def socket_container(
     database_url: str, tmp_path: Path, clock: FrozenClock, fake: FakeSlack
 ) -> AsyncIterator[Container]:
-    settings = settings_for(
-        database_url,
-        tmp_path,
-        slack_bot_token="xoxb-test-token",
-        slack_signing_secret=SECRET,
-        slack_app_token=APP_TOKEN,
-        slack_channel=CHANNEL,
-        slack_allowed_users=(STAFF,),
-        slack_allowed_usergroup=GROUP,
-        slack_api_url=fake.api_url,
-    )
+    settings = bot_settings(database_url, tmp_path, fake, slack_app_token=APP_TOKEN)
     c = container_for(settings, clock)
     yield c
     await c.aclose()
