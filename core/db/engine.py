@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
+from core.db import sqlite_driver
+
 #: How long SQLite waits for the write lock (``busy_timeout``, and the in-process queue below).
 SQLITE_LOCK_TIMEOUT = 30.0
 
@@ -117,17 +119,15 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        # The BEGIN runs with the transaction's first statement (one trip to aiosqlite's thread);
+        # a failure to take SQLite's lock surfaces there and rolls back, which ends the turn.
+        dbapi_connection: sqlite_driver.OneHopConnection = conn.connection.dbapi_connection
         # Read-only work (``execution_options(read_only=True)``) needs no write lock in WAL mode.
         if conn.get_execution_options().get("read_only"):
-            conn.exec_driver_sql("BEGIN")
+            dbapi_connection.begin_with_next_statement("BEGIN")
             return
-        dbapi_connection = conn.connection.dbapi_connection
         writers.on_begin(dbapi_connection)
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            writers.on_end(dbapi_connection)
-            raise
+        dbapi_connection.begin_with_next_statement("BEGIN IMMEDIATE")
 
     def _on_end(conn: Any) -> None:
         writers.on_end(conn.connection.dbapi_connection)
@@ -146,7 +146,9 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """Create the async engine for ``url`` (SQLite via aiosqlite or PostgreSQL via asyncpg)."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=60, module=sqlite_driver.dbapi()
+        )
         _sqlite_setup(engine)
         return engine
     return create_async_engine(
