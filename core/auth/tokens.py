@@ -88,7 +88,9 @@ async def authenticate(session: AsyncSession, presented: str) -> Principal | Non
     if not presented.startswith(TOKEN_PREFIX) or len(presented) > 200:
         return None
     digest = hash_token(presented)
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    # Plain columns, no ORM entity: every API request pays for this read.
+    stmt = select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.token_hash, ApiToken.revoked_at)
+    row = (await session.execute(stmt.where(ApiToken.token_hash == digest))).one_or_none()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
         return None
     return Principal(token_id=row.id, name=row.name, role=row.role)

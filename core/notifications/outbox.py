@@ -14,8 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import table_of
 from core.jobs.queue import enqueue, job_values
 from core.notifications.models import OutboundEmail
 
@@ -137,3 +139,19 @@ async def queue_email(
         await session.flush()
         return None
     return email
+
+
+async def queue_email_row(
+    session: AsyncSession, spec: EmailSpec, *, mail_from: str, domain: str, now: datetime
+) -> int | None:
+    """:func:`queue_email` in two Core statements (no ORM object): returns the stored e-mail's id, or
+    None when ``spec.key`` was queued before (nothing is stored then)."""
+    values = email_values(spec, mail_from=mail_from, domain=domain, now=now)
+    email_id = int((await session.execute(_INSERT_EMAIL, values)).scalar_one())
+    if not await enqueue(session, kind=SEND_EMAIL, payload={"email_id": email_id}, key=f"email:{spec.key}", now=now):
+        await session.execute(delete(OutboundEmail).where(OutboundEmail.id == email_id))
+        return None
+    return email_id
+
+
+_INSERT_EMAIL = insert(table_of(OutboundEmail)).returning(table_of(OutboundEmail).c.id)
