@@ -349,7 +349,7 @@ async def upload_proof(request: web.Request) -> web.Response:
     container = container_of(request)
     cfg = orders_config(container)
     async with container.db.session() as session:
-        await service.get_order(session, order_id, vendor_id=vendor_id)  # 404 before reading the body
+        await service.check_order(session, order_id, vendor_id=vendor_id)  # 404 before reading the body
     stored, name = await _stream_upload(request, container.settings.proof_max_bytes)
     async with container.db.transaction() as session:
         view = await service.attach_proof(

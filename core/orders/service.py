@@ -6,21 +6,23 @@ proof (back to ``in_review``).  The review is due 24 business hours after the pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Select, and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.audit.service import Actor, record
+from core.audit.service import Actor, insert_event, record
 from core.calendar import BusinessCalendar
 from core.clients.models import Client
+from core.db.base import table_of
 from core.errors import Conflict, FieldProblem, Invalid, NotFound
 from core.jobs.queue import enqueue
-from core.notifications.outbox import EmailSpec, queue_email
+from core.notifications.outbox import EmailSpec, queue_email_row
 from core.orders.contact import ValidationErrors, validate_contact
 from core.orders.models import Order, OrderProof, OrderStatus, Package
 from core.orders.reference import make_payment_reference
@@ -243,44 +245,73 @@ async def _load(session: AsyncSession, order_id: int, vendor_id: int | None = No
     return order
 
 
-async def _view(session: AsyncSession, o: Order) -> OrderView:
-    vendor = await session.get(Vendor, o.vendor_id)
-    assert vendor is not None
-    proof = await session.get(FileRecord, o.proof_file_id) if o.proof_file_id else None
+def _view_of(m: Mapping[str, Any]) -> OrderView:
+    """An :class:`OrderView` from an ``orders`` row's mapping with its vendor's ``vendor_rfc`` /
+    ``vendor_razon_social`` and its proof's ``proof_sha256`` / ``proof_content_type``."""
     return OrderView(
-        id=o.id,
-        vendor_id=o.vendor_id,
-        vendor_rfc=vendor.rfc,
-        vendor_razon_social=vendor.razon_social,
-        package_id=o.package_id,
-        package_name=o.package_name,
-        package_stamps=o.package_stamps,
-        package_price_mxn=o.package_price_mxn,
-        package_validity_days=o.package_validity_days,
-        contact_empresa=o.contact_empresa,
-        contact_nombre=o.contact_nombre,
-        contact_telefono=o.contact_telefono,
-        contact_correo=o.contact_correo,
-        payment_reference=o.payment_reference or make_payment_reference(o.id),
-        status=o.status,
-        status_label=STATUS_LABELS.get(o.status, o.status),
-        proof_sha256=proof.sha256 if proof else None,
-        proof_content_type=proof.content_type if proof else None,
-        proof_received_at=o.proof_received_at,
-        sla_due_at=o.sla_due_at,
-        decided_at=o.decided_at,
-        decided_by=o.decided_by,
-        decided_via=o.decided_via,
-        rejection_reason=o.rejection_reason,
-        review_round=o.review_round,
-        slack_channel=o.slack_channel,
-        slack_ts=o.slack_ts,
-        created_at=o.created_at,
+        id=m["id"],
+        vendor_id=m["vendor_id"],
+        vendor_rfc=m["vendor_rfc"],
+        vendor_razon_social=m["vendor_razon_social"],
+        package_id=m["package_id"],
+        package_name=m["package_name"],
+        package_stamps=m["package_stamps"],
+        package_price_mxn=m["package_price_mxn"],
+        package_validity_days=m["package_validity_days"],
+        contact_empresa=m["contact_empresa"],
+        contact_nombre=m["contact_nombre"],
+        contact_telefono=m["contact_telefono"],
+        contact_correo=m["contact_correo"],
+        payment_reference=m["payment_reference"] or make_payment_reference(m["id"]),
+        status=m["status"],
+        status_label=STATUS_LABELS.get(m["status"], m["status"]),
+        proof_sha256=m["proof_sha256"],
+        proof_content_type=m["proof_content_type"],
+        proof_received_at=m["proof_received_at"],
+        sla_due_at=m["sla_due_at"],
+        decided_at=m["decided_at"],
+        decided_by=m["decided_by"],
+        decided_via=m["decided_via"],
+        rejection_reason=m["rejection_reason"],
+        review_round=m["review_round"],
+        slack_channel=m["slack_channel"],
+        slack_ts=m["slack_ts"],
+        created_at=m["created_at"],
     )
 
 
+def _views_query() -> Select[Any]:
+    """Orders with what their views need from the vendor and the proof file: one statement."""
+    return (
+        select(
+            *Order.__table__.columns,
+            Vendor.rfc.label("vendor_rfc"),
+            Vendor.razon_social.label("vendor_razon_social"),
+            FileRecord.sha256.label("proof_sha256"),
+            FileRecord.content_type.label("proof_content_type"),
+        )
+        .join(Vendor, Vendor.id == Order.vendor_id)
+        .outerjoin(FileRecord, FileRecord.id == Order.proof_file_id)
+    )
+
+
+async def _view(session: AsyncSession, o: Order) -> OrderView:
+    return _view_of((await session.execute(_views_query().where(Order.id == o.id))).one()._mapping)
+
+
 async def get_order(session: AsyncSession, order_id: int, *, vendor_id: int | None = None) -> OrderView:
-    return await _view(session, await _load(session, order_id, vendor_id))
+    row = (await session.execute(_views_query().where(Order.id == order_id))).one_or_none()
+    # Another vendor's order answers exactly like a missing one: existence does not leak.
+    if row is None or (vendor_id is not None and row.vendor_id != vendor_id):
+        raise NotFound("No se encontró la orden.")
+    return _view_of(row._mapping)
+
+
+async def check_order(session: AsyncSession, order_id: int, *, vendor_id: int) -> None:
+    """Raise NotFound unless ``order_id`` exists and belongs to ``vendor_id`` (one indexed read)."""
+    found = await session.scalar(select(Order.id).where(Order.id == order_id, Order.vendor_id == vendor_id))
+    if found is None:
+        raise NotFound("No se encontró la orden.")
 
 
 async def list_orders(
@@ -291,13 +322,13 @@ async def list_orders(
     limit: int = 100,
     by_sla: bool = False,
 ) -> list[OrderView]:
-    stmt = select(Order).limit(limit)
+    stmt = _views_query().limit(limit)
     stmt = stmt.order_by(Order.sla_due_at, Order.id) if by_sla else stmt.order_by(Order.id.desc())
     if status:
         stmt = stmt.where(Order.status == status)
     if vendor_id is not None:
         stmt = stmt.where(Order.vendor_id == vendor_id)
-    return [await _view(session, o) for o in await session.scalars(stmt)]
+    return [_view_of(row._mapping) for row in await session.execute(stmt)]
 
 
 # --------------------------------------------------------------------------- notifications
@@ -305,9 +336,32 @@ def local(dt: datetime, cfg: OrdersConfig) -> str:
     return dt.astimezone(ZoneInfo(cfg.calendar.tz)).strftime("%d/%m/%Y %H:%M")
 
 
+class _Addressee(Protocol):
+    """What the order e-mails need of an order (an ``Order`` row or an :class:`OrderView`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def contact_correo(self) -> str: ...
+    @property
+    def contact_nombre(self) -> str: ...
+    @property
+    def contact_empresa(self) -> str: ...
+    @property
+    def package_name(self) -> str: ...
+    @property
+    def package_stamps(self) -> int: ...
+    @property
+    def package_price_mxn(self) -> Decimal: ...
+    @property
+    def package_validity_days(self) -> int: ...
+    @property
+    def payment_reference(self) -> str | None: ...
+
+
 async def _email(
     session: AsyncSession,
-    order: Order,
+    order: _Addressee,
     template: str,
     cfg: OrdersConfig,
     now: datetime,
@@ -316,7 +370,7 @@ async def _email(
     subject: str,
     context: dict[str, Any],
 ) -> None:
-    await queue_email(
+    await queue_email_row(
         session,
         EmailSpec(
             template=template,
@@ -344,7 +398,7 @@ async def _email(
     )
 
 
-async def _sync_slack(session: AsyncSession, order: Order, cfg: OrdersConfig, now: datetime, reason: str) -> None:
+async def _sync_slack(session: AsyncSession, order: _Addressee, cfg: OrdersConfig, now: datetime, reason: str) -> None:
     if cfg.slack_enabled:
         await enqueue(
             session,
@@ -429,6 +483,37 @@ async def create_order(
     return await _view(session, order)
 
 
+_OPEN_FOR_PROOF = (OrderStatus.AWAITING_PAYMENT.value, OrderStatus.REJECTED.value)
+_orders = table_of(Order)
+# Built once (with bind parameters): every proof upload runs them, and building an UPDATE with a dozen
+# values costs more than running it.
+_ORDER_FOR_PROOF = (
+    select(_orders.c.vendor_id, _orders.c.status, Vendor.rfc, Vendor.razon_social)
+    .join(Vendor, Vendor.id == _orders.c.vendor_id)
+    .where(_orders.c.id == bindparam("p_order_id"))
+    .with_for_update(of=_orders)
+)
+_PROOF_RECEIVED = (
+    update(_orders)
+    .where(_orders.c.id == bindparam("p_order_id"), _orders.c.status.in_(_OPEN_FOR_PROOF))
+    .values(
+        status=OrderStatus.IN_REVIEW.value,
+        proof_file_id=bindparam("p_file_id"),
+        proof_received_at=bindparam("p_now"),
+        sla_due_at=bindparam("p_sla_due_at"),
+        reminder_due_at=bindparam("p_reminder_due_at"),
+        reminder_sent_at=None,
+        escalated_at=None,
+        review_round=_orders.c.review_round + 1,
+        decided_at=None,
+        decided_by=None,
+        decided_via=None,
+        updated_at=bindparam("p_now"),
+    )
+    .returning(*_orders.columns)
+)
+
+
 async def attach_proof(
     session: AsyncSession,
     order_id: int,
@@ -440,81 +525,96 @@ async def attach_proof(
     cfg: OrdersConfig,
     now: datetime,
 ) -> OrderView:
-    """Record an uploaded proof of payment; the review is due in 24 business hours."""
-    order = await _load(session, order_id, vendor_id, lock=True)
-    if order.status == OrderStatus.IN_REVIEW.value:
+    """Record an uploaded proof of payment; the review is due in 24 business hours.
+
+    Every proof upload runs this, so it is plain statements, not ORM units of work: the order read
+    with its row lock, the file record, the conditional update, the proof row, the audit event, the
+    e-mail and its job.
+    """
+    current = (await session.execute(_ORDER_FOR_PROOF, {"p_order_id": order_id})).one_or_none()
+    if current is None or current.vendor_id != vendor_id:
+        raise NotFound("No se encontró la orden.")
+    if current.status == OrderStatus.IN_REVIEW.value:
         raise Conflict(
             "Tu comprobante ya está en revisión; espera la respuesta antes de enviar otro.", code="proof_in_review"
         )
-    if order.status == OrderStatus.APPROVED.value:
+    if current.status == OrderStatus.APPROVED.value:
         raise Conflict("La orden ya fue aprobada; no es necesario enviar otro comprobante.", code="order_approved")
-    record_ = await session.scalar(select(FileRecord).where(FileRecord.sha256 == stored.sha256))
-    if record_ is None:
-        record_ = FileRecord(
-            sha256=stored.sha256,
-            size=stored.size,
-            content_type=stored.content_type.value,
-            width=stored.width,
-            height=stored.height,
-            created_at=now,
-        )
-        session.add(record_)
-        await session.flush()
-    before = order.status
-    result = await session.execute(
-        update(Order)
-        .where(Order.id == order.id, Order.status.in_([OrderStatus.AWAITING_PAYMENT.value, OrderStatus.REJECTED.value]))
-        .values(
-            status=OrderStatus.IN_REVIEW.value,
-            proof_file_id=record_.id,
-            proof_received_at=now,
-            sla_due_at=cfg.calendar.add_business_hours(now, cfg.sla_hours),
-            reminder_due_at=cfg.calendar.add_business_hours(now, cfg.sla_hours * cfg.reminder_fraction),
-            reminder_sent_at=None,
-            escalated_at=None,
-            review_round=Order.review_round + 1,
-            decided_at=None,
-            decided_by=None,
-            decided_via=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
+    file_id = await _file_record_id(session, stored, now)
+    sla_due_at = cfg.calendar.add_business_hours(now, cfg.sla_hours)
+    params = {
+        "p_order_id": order_id,
+        "p_file_id": file_id,
+        "p_now": now,
+        "p_sla_due_at": sla_due_at,
+        "p_reminder_due_at": cfg.calendar.add_business_hours(now, cfg.sla_hours * cfg.reminder_fraction),
+    }
+    updated = (await session.execute(_PROOF_RECEIVED, params)).one_or_none()
+    if updated is None:
         raise Conflict("La orden cambió mientras se subía el comprobante; vuelve a intentarlo.", code="order_changed")
-    await session.refresh(order)
-    session.add(
-        OrderProof(
-            order_id=order.id,
-            file_id=record_.id,
-            display_name=display_name[:255],
-            review_round=order.review_round,
-            uploaded_at=now,
-        )
+    view = _view_of(
+        {
+            **updated._mapping,
+            "vendor_rfc": current.rfc,
+            "vendor_razon_social": current.razon_social,
+            "proof_sha256": stored.sha256,
+            "proof_content_type": stored.content_type.value,
+        }
     )
-    await record(
+    await session.execute(
+        _INSERT_PROOF,
+        {
+            "order_id": order_id,
+            "file_id": file_id,
+            "display_name": display_name[:255],
+            "review_round": view.review_round,
+            "uploaded_at": now,
+        },
+    )
+    await insert_event(
         session,
         actor=actor,
         action="order.proof_uploaded",
         subject_type="order",
-        subject_id=order.id,
+        subject_id=order_id,
         at=now,
-        before={"status": before},
-        after={"status": order.status, "sha256": stored.sha256, "round": order.review_round},
+        before={"status": current.status},
+        after={"status": view.status, "sha256": stored.sha256, "round": view.review_round},
     )
-    assert order.sla_due_at is not None
     await _email(
         session,
-        order,
+        view,
         "proof_received",
         cfg,
         now,
-        key=f"order:{order.id}:proof:{order.review_round}",
-        subject=f"Recibimos tu comprobante de pago (referencia {order.payment_reference})",
-        context={"due_local": local(order.sla_due_at, cfg), "tz": cfg.calendar.tz, "sla_hours": cfg.sla_hours},
+        key=f"order:{order_id}:proof:{view.review_round}",
+        subject=f"Recibimos tu comprobante de pago (referencia {view.payment_reference})",
+        context={"due_local": local(sla_due_at, cfg), "tz": cfg.calendar.tz, "sla_hours": cfg.sla_hours},
     )
-    await _sync_slack(session, order, cfg, now, f"proof-{order.review_round}")
-    return await _view(session, order)
+    await _sync_slack(session, view, cfg, now, f"proof-{view.review_round}")
+    return view
+
+
+async def _file_record_id(session: AsyncSession, stored: StoredFile, now: datetime) -> int:
+    """The ``files`` row of ``stored``: the existing one (same SHA-256) or a new one."""
+    existing = await session.scalar(select(FileRecord.id).where(FileRecord.sha256 == stored.sha256))
+    if existing is not None:
+        return int(existing)
+    values = {
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "content_type": stored.content_type.value,
+        "width": stored.width,
+        "height": stored.height,
+        "created_at": now,
+    }
+    return int((await session.execute(_INSERT_FILE, values)).scalar_one())
+
+
+# Built once: the upload path runs them on every request (building a statement costs more than
+# running it on SQLite).
+_INSERT_PROOF = insert(table_of(OrderProof))
+_INSERT_FILE = insert(table_of(FileRecord)).returning(table_of(FileRecord).c.id)
 
 
 def _already(order: Order) -> AlreadyDecided:
