@@ -27,13 +27,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cfdi.builder import build_rep_tree
 from core.cfdi.errors import CfdiError
-from core.cfdi.model import Issuer, Receiver, RelatedDocument, RepInput
-from core.cfdi.model import Payment as CfdiPayment
 from core.cfdi.validator import Finding, Installment, validate_rep
 from core.clients.models import ClientContact
 from core.clock import Clock
@@ -45,20 +43,18 @@ from core.notifications.outbox import EmailSpec, queue_email
 from core.pac.base import Pac, PacAlreadyStamped, PacRateLimited, PacRejected, StampResult
 from core.sat.credentials import Credential
 from core.secrets.box import SecretBox
-from core.stamping.deadlines import is_late
-from core.stamping.invoices import taxes_from_json
+from core.stamping import queries
+from core.stamping.deadlines import DEFAULT_TIME_ZONE, is_late
 from core.stamping.models import (
-    Invoice,
     Payment,
     PaymentComplement,
-    PaymentLine,
     PaymentStatus,
     RepStatus,
 )
-from core.stamping.payments import lines_of
+from core.stamping.rows import AnyRow
 from core.stamps import service as stamps
 from core.stamps.models import StampPlan
-from core.vendors.models import CfdiSettings, Contract, Csd, Vendor
+from core.vendors.models import CfdiSettings, Vendor
 from core.vendors.onboarding import Missing, active_csd_credential, readiness
 
 log = logging.getLogger("timbrado.stamping")
@@ -147,7 +143,8 @@ class _Sealed:
     rep_id: int
     xml: bytes
     key: str
-    time_zone: str | None = None
+    time_zone: str | None  # of the Datos del CFDI (``late`` is judged in it)
+    paid_at: datetime
 
 
 def _finding_dicts(findings: list[Finding]) -> list[dict[str, str]]:
@@ -167,105 +164,10 @@ async def _plan_code(session: AsyncSession, vendor_id: int, now: datetime) -> st
     return "plan_vencido" if expired is not None else "sin_saldo"
 
 
-async def history_for(
-    session: AsyncSession, payment_id: int, lines: list[tuple[PaymentLine, Invoice]] | None = None
-) -> dict[str, list[Installment]]:
-    """Earlier installments of every invoice the payment pays (the validator's history).
-
-    One query for all the invoices (no N+1); ``lines`` spares re-reading the payment's own lines.
-    """
-    mine = lines if lines is not None else await lines_of(session, payment_id)
-    if not mine:
-        return {}
-    rows = await session.execute(
-        select(
-            PaymentLine.invoice_id,
-            PaymentLine.installment,
-            PaymentLine.previous_balance,
-            PaymentLine.amount_paid,
-            PaymentLine.outstanding_balance,
-        )
-        .where(PaymentLine.invoice_id.in_([inv.id for _, inv in mine]))
-        .order_by(PaymentLine.invoice_id, PaymentLine.installment)
-    )
-    by_invoice: dict[int, list[tuple[int, Any, Any, Any]]] = {}
-    for invoice_id, installment, previous, paid, outstanding in rows.all():
-        by_invoice.setdefault(invoice_id, []).append((installment, previous, paid, outstanding))
-    return {
-        inv.uuid.upper(): [
-            Installment(n, previous, paid, outstanding)
-            for n, previous, paid, outstanding in by_invoice.get(inv.id, [])
-            if n < line.installment
-        ]
-        for line, inv in mine
-    }
-
-
-def rep_input(
-    payment: Payment,
-    lines: list[tuple[PaymentLine, Invoice]],
-    vendor: Vendor,
-    settings: CfdiSettings,
-    *,
-    folio: int,
-    now: datetime,
-) -> RepInput:
-    first = lines[0][1]
-    documents = tuple(
-        RelatedDocument(
-            uuid=inv.uuid,
-            currency=inv.currency,
-            installment=line.installment,
-            previous_balance=line.previous_balance,
-            amount_paid=line.amount_paid,
-            tax_object=inv.tax_object,
-            series=inv.serie,
-            folio=inv.folio,
-            equivalence=line.equivalence,
-            invoice_total=inv.total,
-            invoice_transfers=taxes_from_json(inv.taxes.get("transfers", [])),
-            invoice_withholdings=taxes_from_json(inv.taxes.get("withholdings", [])),
-        )
-        for line, inv in lines
-    )
-    return RepInput(
-        issuer=Issuer(vendor.rfc, vendor.razon_social, vendor.regimen_fiscal),
-        receiver=Receiver(
-            first.receiver_rfc, first.receiver_name, first.receiver_postal_code, first.receiver_tax_regime
-        ),
-        postal_code=settings.lugar_expedicion,
-        time_zone=settings.time_zone,
-        issued_at=now,
-        series=settings.serie,
-        folio=str(folio),
-        payment=CfdiPayment(
-            paid_at=payment.paid_at,
-            payment_form=payment.payment_form,
-            currency=payment.currency,
-            amount=payment.amount,
-            documents=documents,
-            exchange_rate=payment.exchange_rate,
-            operation_number=payment.operation_number,
-            payer_bank_rfc=payment.payer_bank_rfc,
-            payer_bank_name=payment.payer_bank_name,
-            payer_account=payment.payer_account,
-            payee_bank_rfc=payment.payee_bank_rfc,
-            payee_account=payment.payee_account,
-        ),
-    )
-
-
-async def allocate_folio(session: AsyncSession, vendor_id: int) -> tuple[int, CfdiSettings]:
-    """Take the next folio of the vendor's serie atomically (``UPDATE ... RETURNING`` the row)."""
-    result = await session.execute(
-        update(CfdiSettings)
-        .where(CfdiSettings.vendor_id == vendor_id)
-        .values(next_folio=CfdiSettings.next_folio + 1)
-        .returning(CfdiSettings)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    settings = result.scalar_one()
-    return int(settings.next_folio) - 1, settings
+async def history_for(session: AsyncSession, payment_id: int) -> dict[str, list[Installment]]:
+    """Earlier installments of every invoice the payment pays (the validator's history), one query."""
+    _, history = await queries.lines_and_history(session, payment_id)
+    return history
 
 
 class Stamper:
@@ -293,18 +195,18 @@ class Stamper:
         self.deliver = deliver
         self._signers: dict[tuple[int, bytes], CsdSigner] = {}
 
-    async def _signer(self, session: AsyncSession, row: Csd | None, vendor_id: int, now: datetime) -> CsdSigner | None:
-        """The vendor's active CSD (``row``) as a signer, decrypted and loaded once per stored key.
+    async def _signer(self, session: AsyncSession, head: AnyRow, now: datetime) -> CsdSigner | None:
+        """The vendor's active CSD (columns ``csd_*`` of ``head``) as a signer, decrypted and loaded once.
 
         Loading an RSA key (with its consistency check) costs ~50 ms, far more than a signature;
         the cache key includes the encrypted blob, so a new CSD or a key rotation loads again.
         """
-        if row is None or not (row.valid_from <= now < row.valid_until):
+        if head.csd_id is None or not (head.csd_valid_from <= now < head.csd_valid_until):
             return None
-        key = (row.id, hashlib.sha256(row.encrypted_key).digest())
+        key = (head.csd_id, hashlib.sha256(head.csd_encrypted_key).digest())
         signer = self._signers.get(key)
         if signer is None:
-            credential = await active_csd_credential(session, vendor_id, self.box, now)
+            credential = await active_csd_credential(session, head.vendor_id, self.box, now)
             if credential is None:
                 return None
             if len(self._signers) >= MAX_CACHED_SIGNERS:
@@ -387,22 +289,20 @@ class Stamper:
                 raise
             result = recovered
         async with self.db.transaction() as session:
-            return await self._store(session, sealed.rep_id, result, self.clock.now(), sealed.time_zone)
+            return await self._store(session, sealed, result, self.clock.now())
 
     async def _prepare(
         self, session: AsyncSession, payment_id: int, now: datetime, replaces: int | None = None
     ) -> _Sealed | None:
-        payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
-        if payment is None:
+        head = (await session.execute(queries.HEAD, {"payment_id": payment_id})).first()
+        if head is None:
             raise PermanentJobError(f"payment {payment_id} not found")
-        if payment.status == PaymentStatus.STAMPED.value and replaces is None:
+        if head.status == PaymentStatus.STAMPED.value and replaces is None:
             return None
-        earlier = list(
-            await session.scalars(
-                select(PaymentComplement)
-                .where(PaymentComplement.payment_id == payment_id)
-                .order_by(PaymentComplement.id)
-            )
+        earlier = (
+            list((await session.execute(queries.EARLIER_REPS, {"payment_id": payment_id})).all())
+            if head.has_reps
+            else []
         )
         substitutes: tuple[str, ...] = ()
         if replaces is not None:
@@ -416,48 +316,33 @@ class Stamper:
             substitutes = (original.uuid,)
         existing = next((r for r in earlier if r.status == RepStatus.SEALED.value), None)
         if existing is not None:
+            sealed = _Sealed(existing.id, existing.sealed_xml, existing.idempotency_key, head.time_zone, head.paid_at)
             if now - existing.issued_at < STALE_SEALED:
-                return _Sealed(existing.id, existing.sealed_xml, existing.idempotency_key)
-            recovered = await self.pac.recover(existing.sealed_xml)
-            if recovered is not None:
-                return _Sealed(existing.id, existing.sealed_xml, existing.idempotency_key)
+                return sealed
+            if await self.pac.recover(existing.sealed_xml) is not None:
+                return sealed
             await self._reject_rep(
                 session,
                 existing,
                 [{"code": "401", "message": "El REP sellado caducó sin timbre; se genera otro."}],
                 now,
             )
-        # Readiness in one round trip on the happy path; the full list of what is missing only
-        # when something is (then the payment waits and speed does not matter).
-        ready_row = (
-            await session.execute(
-                select(Vendor, Contract.signed_at, Csd, CfdiSettings)
-                .select_from(Vendor)
-                .outerjoin(Contract, Contract.vendor_id == Vendor.id)
-                .outerjoin(Csd, and_(Csd.vendor_id == Vendor.id, Csd.active.is_(True)))
-                .outerjoin(CfdiSettings, CfdiSettings.vendor_id == Vendor.id)
-                .where(Vendor.id == payment.vendor_id)
-                .limit(1)
-            )
-        ).first()
-        if ready_row is None:
-            raise PermanentJobError(f"vendor {payment.vendor_id} not found")
-        vendor, signed_at, csd_row, settings_row = ready_row
-        signer = await self._signer(session, csd_row, payment.vendor_id, now)
-        if signed_at is None or signer is None or settings_row is None:
-            raise await self._waiting_codes(session, payment.vendor_id, now) or _Wait("sin_csd_vigente")
+        # Readiness came with the payment (one round trip on the happy path); the full list of what
+        # is missing only when something is (then the payment waits and speed does not matter).
+        signer = await self._signer(session, head, now)
+        if head.signed_at is None or signer is None or head.settings_vendor_id is None:
+            raise await self._waiting_codes(session, head.vendor_id, now) or _Wait("sin_csd_vigente")
         # Reads first; the rows every REP of the vendor contends for (its stamp plan and its folio
         # counter) are locked last, so on PostgreSQL they stay locked for a few statements only.
-        lines = await lines_of(session, payment_id)
-        history = await history_for(session, payment_id, lines)
+        lines, history = await queries.lines_and_history(session, payment_id)
         try:
-            plan_id = await stamps.reserve(session, payment.vendor_id, reference=f"payment:{payment_id}", now=now)
+            plan_id = await stamps.reserve(session, head.vendor_id, reference=f"payment:{payment_id}", now=now)
         except stamps.NoStampAvailable as exc:
-            raise await self._waiting_codes(session, payment.vendor_id, now) or _Wait(exc.code) from None
-        folio, settings = await allocate_folio(session, payment.vendor_id)
+            raise await self._waiting_codes(session, head.vendor_id, now) or _Wait(exc.code) from None
+        folio, settings = await queries.allocate_folio(session, head.vendor_id)
         try:
             root, built = build_rep_tree(
-                rep_input(payment, lines, vendor, settings, folio=folio, now=now), signer, substitutes=substitutes
+                queries.rep_input(head, lines, settings, folio=folio, now=now), signer, substitutes=substitutes
             )
         except CfdiError as exc:
             raise _Refused([{"code": exc.code, "message": exc.message, "path": "/"}]) from None
@@ -465,36 +350,21 @@ class Stamper:
         if findings:
             raise _Refused(_finding_dicts(findings))
         key = f"payment:{payment_id}" if not earlier else f"payment:{payment_id}:{len(earlier) + 1}"
-        first = lines[0][1]
-        rep = PaymentComplement(
-            payment_id=payment_id,
-            vendor_id=payment.vendor_id,
-            client_id=payment.client_id,
-            serie=settings.serie,
-            folio=folio,
-            fecha=built.fecha,
-            issued_at=now,
-            status=RepStatus.SEALED.value,
-            idempotency_key=key,
-            sealed_xml=built.xml,
-            amount=payment.amount,
-            currency=payment.currency,
-            receiver_rfc=first.receiver_rfc,
-            receiver_name=first.receiver_name,
-            plan_id=plan_id,
-            stamp_state="reserved",
-            errors=[],
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(rep)
+        first = lines[0]
+        rep_id = (
+            await session.execute(
+                queries.INSERT_REP,
+                {"payment_id": payment_id, "vendor_id": head.vendor_id, "client_id": head.client_id,
+                 "serie": settings.serie, "folio": folio, "fecha": built.fecha, "issued_at": now,
+                 "status": RepStatus.SEALED.value, "idempotency_key": key, "sealed_xml": built.xml,
+                 "amount": head.amount, "currency": head.currency, "receiver_rfc": first.receiver_rfc,
+                 "receiver_name": first.receiver_name, "plan_id": plan_id, "stamp_state": "reserved",
+                 "errors": [], "created_at": now, "updated_at": now},
+            )
+        ).scalar_one()  # fmt: skip
         if replaces is None:  # a substitute leaves the stamped payment as it is
-            payment.status = PaymentStatus.STAMPING.value
-            payment.waiting_code = payment.waiting_message = None
-            payment.errors = []
-            payment.updated_at = now
-        await session.flush()
-        return _Sealed(rep.id, built.xml, key, settings.time_zone)
+            await session.execute(queries.PAYMENT_STAMPING, {"payment": payment_id, "no_errors": [], "at": now})
+        return _Sealed(int(rep_id), built.xml, key, settings.time_zone, head.paid_at)
 
     async def _record_wait(self, session: AsyncSession, payment_id: int, wait: _Wait, now: datetime) -> None:
         payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
@@ -536,15 +406,19 @@ class Stamper:
         payment.waiting_code, payment.waiting_message = findings[0]["code"] if findings else None, None
 
     async def _reject_rep(
-        self, session: AsyncSession, rep: PaymentComplement, errors: list[dict[str, str]], now: datetime
+        self, session: AsyncSession, rep: AnyRow, errors: list[dict[str, str]], now: datetime
     ) -> None:
-        if rep.plan_id is not None and rep.stamp_state == "reserved":
+        """Mark a sealed REP (a row with ``id``, ``plan_id``, ``stamp_state``) rejected; release its stamp."""
+        stamp_state = rep.stamp_state
+        if rep.plan_id is not None and stamp_state == "reserved":
             await stamps.release(session, rep.plan_id, reference=f"rep:{rep.id}", now=now)
-            rep.stamp_state = "released"
-        rep.status, rep.errors, rep.updated_at = RepStatus.REJECTED.value, errors, now
+            stamp_state = "released"
+        await session.execute(
+            queries.REJECT_REP, {"rep": rep.id, "new_errors": errors, "new_stamp_state": stamp_state, "at": now}
+        )
 
     async def _record_pac_rejection(self, session: AsyncSession, rep_id: int, exc: PacRejected, now: datetime) -> None:
-        rep = await session.get(PaymentComplement, rep_id, with_for_update=True, populate_existing=True)
+        rep = (await session.execute(queries.SEALED_REP_FOR_UPDATE, {"rep": rep_id})).first()
         if rep is None or rep.status != RepStatus.SEALED.value:
             return
         errors = [{"code": exc.code, "message": exc.message, "path": "pac"}]
@@ -556,36 +430,36 @@ class Stamper:
         payment.status, payment.errors, payment.updated_at = PaymentStatus.REJECTED.value, errors, now
         payment.waiting_code = exc.code
 
-    async def _store(
-        self, session: AsyncSession, rep_id: int, result: StampResult, now: datetime, time_zone: str | None = None
-    ) -> Outcome:
-        rep = await session.get(PaymentComplement, rep_id, with_for_update=True, populate_existing=True)
-        if rep is None:
-            raise PermanentJobError(f"REP {rep_id} vanished")
-        if rep.status != RepStatus.SEALED.value:
+    async def _store(self, session: AsyncSession, sealed: _Sealed, result: StampResult, now: datetime) -> Outcome:
+        """Store UUID + stamped XML, debit the reserved stamp, mark the payment stamped, queue delivery.
+
+        Locks the REP, then the payment, then the plan (the order of :meth:`_prepare`'s locks after
+        the payment's), so concurrent retries of one REP serialize and only the first one stores.
+        """
+        late = is_late(sealed.paid_at, now, sealed.time_zone or DEFAULT_TIME_ZONE)
+        stored = (
+            await session.execute(
+                queries.STORE_REP,
+                {"rep": sealed.rep_id, "new_uuid": result.uuid.upper(), "new_xml": result.xml,
+                 "new_fecha_timbrado": result.fecha_timbrado, "new_no_certificado_sat": result.no_certificado_sat,
+                 "new_pac_name": result.pac_name, "new_late": late, "at": now},
+            )
+        ).first()  # fmt: skip
+        if stored is None:
+            if (await session.execute(queries.REP_EXISTS, {"rep": sealed.rep_id})).first() is None:
+                raise PermanentJobError(f"REP {sealed.rep_id} vanished")
             return Outcome.ALREADY
-        payment = await session.get(Payment, rep.payment_id, with_for_update=True, populate_existing=True)
-        assert payment is not None
-        if time_zone is None:
-            settings = await session.get(CfdiSettings, rep.vendor_id)
-            time_zone = settings.time_zone if settings else "America/Mexico_City"
-        rep.uuid = result.uuid.upper()
-        rep.stamped_xml = result.xml
-        rep.fecha_timbrado = result.fecha_timbrado
-        rep.no_certificado_sat = result.no_certificado_sat
-        rep.pac_name = result.pac_name
-        rep.stamped_at = now
-        rep.status = RepStatus.STAMPED.value
-        rep.late = is_late(payment.paid_at, now, time_zone)
-        rep.updated_at = now
-        if rep.plan_id is not None and rep.stamp_state == "reserved":
-            await stamps.debit(session, rep.plan_id, reference=f"rep:{rep.id}", now=now)
-            rep.stamp_state = "debited"
-        payment.status, payment.stamped_at, payment.updated_at = PaymentStatus.STAMPED.value, now, now
-        payment.waiting_code = payment.waiting_message = None
-        payment.errors = []
+        await session.execute(queries.PAYMENT_STAMPED, {"payment": stored.payment_id, "no_errors": [], "at": now})
+        if stored.plan_id is not None and stored.stamp_state == "debited":
+            await stamps.debit(session, stored.plan_id, reference=f"rep:{sealed.rep_id}", now=now)
         if self.deliver:
-            await enqueue(session, kind=DELIVER_JOB, payload={"rep_id": rep.id}, key=f"{DELIVER_JOB}:{rep.id}", now=now)
+            await enqueue(
+                session,
+                kind=DELIVER_JOB,
+                payload={"rep_id": sealed.rep_id},
+                key=f"{DELIVER_JOB}:{sealed.rep_id}",
+                now=now,
+            )
         return Outcome.STAMPED
 
     # ------------------------------------------------------------------ delivery (files + e-mail)

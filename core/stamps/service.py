@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import UTCDateTime
 from core.stamps.models import StampLedgerEntry, StampPlan
 
 
@@ -135,96 +137,113 @@ class NoStampAvailable(Exception):
         self.message = message
 
 
-def _available(plan: StampPlan) -> int:
-    return plan.stamps_total - plan.stamps_used - plan.stamps_reserved
+_plans = cast(Table, StampPlan.__table__)
+_ledger_table = cast(Table, StampLedgerEntry.__table__)
+_available_col = (_plans.c.stamps_total - _plans.c.stamps_used - _plans.c.stamps_reserved).label("available")
 
-
-def _ledger(session: AsyncSession, plan: StampPlan, kind: str, delta: int, reference: str, now: datetime) -> None:
-    session.add(
-        StampLedgerEntry(
-            vendor_id=plan.vendor_id,
-            plan_id=plan.id,
-            kind=kind,
-            delta=delta,
-            available_after=_available(plan),
-            reference=reference[:100],
-            created_at=now,
-        )
+# Statements built once (SQLAlchemy compiles each once and caches it): the stamping pipeline runs
+# them for every REP, and building them per call cost more than running them.
+_PICK_USABLE = (
+    select(_plans.c.id)
+    .where(
+        _plans.c.vendor_id == bindparam("vendor_id"),
+        _plans.c.valid_from <= bindparam("now", type_=UTCDateTime),
+        _plans.c.valid_until > bindparam("now", type_=UTCDateTime),
+        _plans.c.stamps_used + _plans.c.stamps_reserved < _plans.c.stamps_total,
     )
+    .order_by(_plans.c.valid_until, _plans.c.id)
+    .limit(1)
+    .with_for_update()
+)
+_EXPIRED_LEFT = (
+    select(_plans.c.id)
+    .where(
+        _plans.c.vendor_id == bindparam("vendor_id"),
+        _plans.c.valid_until <= bindparam("now", type_=UTCDateTime),
+        _plans.c.stamps_used + _plans.c.stamps_reserved < _plans.c.stamps_total,
+    )
+    .limit(1)
+)
+_RESERVE = (
+    update(_plans)
+    .where(_plans.c.id == bindparam("plan_id"))
+    .values(stamps_reserved=_plans.c.stamps_reserved + 1)
+    .returning(_plans.c.vendor_id, _available_col)
+)
+_DEBIT = (
+    update(_plans)
+    .where(_plans.c.id == bindparam("plan_id"), _plans.c.stamps_reserved >= 1)
+    .values(stamps_reserved=_plans.c.stamps_reserved - 1, stamps_used=_plans.c.stamps_used + 1)
+    .returning(_plans.c.vendor_id, _available_col)
+)
+_RELEASE = (
+    update(_plans)
+    .where(_plans.c.id == bindparam("plan_id"), _plans.c.stamps_reserved >= 1)
+    .values(stamps_reserved=_plans.c.stamps_reserved - 1)
+    .returning(_plans.c.vendor_id, _available_col)
+)
+_REFUND = (
+    update(_plans)
+    .where(_plans.c.id == bindparam("plan_id"), _plans.c.stamps_used >= 1)
+    .values(stamps_used=_plans.c.stamps_used - 1)
+    .returning(_plans.c.vendor_id, _available_col)
+)
+_PLAN_EXISTS = select(_plans.c.id).where(_plans.c.id == bindparam("plan_id"))
+_INSERT_LEDGER = insert(_ledger_table)
+
+
+async def _write_ledger(
+    session: AsyncSession, vendor_id: int, plan_id: int, kind: str, delta: int, available_after: int,
+    reference: str, now: datetime,
+) -> None:  # fmt: skip
+    await session.execute(
+        _INSERT_LEDGER,
+        {"vendor_id": vendor_id, "plan_id": plan_id, "kind": kind, "delta": delta,
+         "available_after": available_after, "reference": reference[:100], "created_at": now},
+    )  # fmt: skip
 
 
 async def reserve(session: AsyncSession, vendor_id: int, *, reference: str, now: datetime) -> int:
     """Reserve one stamp from the usable plan that expires first; returns the plan id.
 
-    Raises :class:`NoStampAvailable` (``plan_vencido`` when only expired plans have stamps left).
+    The plan row is locked (``FOR UPDATE`` on PostgreSQL; SQLite writers hold the database lock)
+    before its counter moves.  Raises :class:`NoStampAvailable` (``plan_vencido`` when only expired
+    plans have stamps left).
     """
-    plan = await session.scalar(
-        select(StampPlan)
-        .where(
-            StampPlan.vendor_id == vendor_id,
-            StampPlan.valid_from <= now,
-            StampPlan.valid_until > now,
-            StampPlan.stamps_used + StampPlan.stamps_reserved < StampPlan.stamps_total,
-        )
-        .order_by(StampPlan.valid_until, StampPlan.id)
-        .limit(1)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if plan is None:
-        expired_left = await session.scalar(
-            select(StampPlan.id)
-            .where(
-                StampPlan.vendor_id == vendor_id,
-                StampPlan.valid_until <= now,
-                StampPlan.stamps_used + StampPlan.stamps_reserved < StampPlan.stamps_total,
-            )
-            .limit(1)
-        )
-        if expired_left is not None:
+    params = {"vendor_id": vendor_id, "now": now}
+    plan_id = (await session.execute(_PICK_USABLE, params)).scalar()
+    if plan_id is None:
+        if (await session.execute(_EXPIRED_LEFT, params)).scalar() is not None:
             raise NoStampAvailable("plan_vencido", "Tu plan de timbrado está vencido: compra un paquete vigente.")
         raise NoStampAvailable("sin_saldo", "No tienes timbres disponibles: compra un paquete de timbrado.")
-    plan.stamps_reserved += 1
-    await session.flush()
-    _ledger(session, plan, "reserve", -1, reference, now)
-    return plan.id
+    row = (await session.execute(_RESERVE, {"plan_id": plan_id})).one()
+    await _write_ledger(session, row.vendor_id, plan_id, "reserve", -1, row.available, reference, now)
+    return int(plan_id)
 
 
-async def _locked_plan(session: AsyncSession, plan_id: int) -> StampPlan:
-    plan = await session.scalar(
-        select(StampPlan).where(StampPlan.id == plan_id).with_for_update().execution_options(populate_existing=True)
-    )
-    if plan is None:
-        raise LookupError(f"stamp plan {plan_id} not found")
-    return plan
+async def _move(
+    session: AsyncSession, statement: Any, plan_id: int, kind: str, delta: int, reference: str, now: datetime,
+    refusal: str,
+) -> None:  # fmt: skip
+    """Run one guarded counter change of ``plan_id`` (it locks the row) and write its ledger row."""
+    row = (await session.execute(statement, {"plan_id": plan_id})).first()
+    if row is None:
+        if (await session.execute(_PLAN_EXISTS, {"plan_id": plan_id})).scalar() is None:
+            raise LookupError(f"stamp plan {plan_id} not found")
+        raise ValueError(refusal)
+    await _write_ledger(session, row.vendor_id, plan_id, kind, delta, row.available, reference, now)
 
 
 async def debit(session: AsyncSession, plan_id: int, *, reference: str, now: datetime) -> None:
     """Turn one reservation of ``plan_id`` into a used stamp (available balance unchanged)."""
-    plan = await _locked_plan(session, plan_id)
-    if plan.stamps_reserved < 1:
-        raise ValueError("no reservation to debit")
-    plan.stamps_reserved -= 1
-    plan.stamps_used += 1
-    await session.flush()
-    _ledger(session, plan, "debit", 0, reference, now)
+    await _move(session, _DEBIT, plan_id, "debit", 0, reference, now, "no reservation to debit")
 
 
 async def release(session: AsyncSession, plan_id: int, *, reference: str, now: datetime) -> None:
     """Give back one reservation of ``plan_id`` (the PAC rejected the document)."""
-    plan = await _locked_plan(session, plan_id)
-    if plan.stamps_reserved < 1:
-        raise ValueError("no reservation to release")
-    plan.stamps_reserved -= 1
-    await session.flush()
-    _ledger(session, plan, "release", 1, reference, now)
+    await _move(session, _RELEASE, plan_id, "release", 1, reference, now, "no reservation to release")
 
 
 async def refund(session: AsyncSession, plan_id: int, *, reference: str, now: datetime) -> None:
     """Give back one used stamp of ``plan_id`` (a cancelled REP, when the policy refunds)."""
-    plan = await _locked_plan(session, plan_id)
-    if plan.stamps_used < 1:
-        raise ValueError("no used stamp to refund")
-    plan.stamps_used -= 1
-    await session.flush()
-    _ledger(session, plan, "refund", 1, reference, now)
+    await _move(session, _REFUND, plan_id, "refund", 1, reference, now, "no used stamp to refund")
