@@ -23,6 +23,7 @@ from mail.parse_headers import HeaderBlock
 
 __all__ = ["MailFlags", "classify"]
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _BOUNCE_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:respuesta automatica|automatic reply|auto reply|autoreply|auto-reply|"
@@ -109,5 +110,9 @@ def _token(value: str | None) -> str | None:
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text[:300])
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    # ASCII is never a combining mark: look only at the other characters.
+    return _NON_ASCII.sub(_drop_mark, unicodedata.normalize("NFKD", text[:300])).casefold()
+
+
+def _drop_mark(match: re.Match[str]) -> str:
+    return "" if unicodedata.combining(match.group()) else match.group()

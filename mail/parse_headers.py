@@ -43,6 +43,19 @@ _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _MSG_ID_BRACKETED = re.compile(r"<([^<>]{1,1000})>")
 _MSG_ID_BARE = re.compile(r"[^\s<>(),;\"]+@[^\s<>(),;\"]+")
 _COMMENT = re.compile(r"\([^()]*\)")
+# A single mailbox without quoting, comments, encoded words or obsolete syntax: a display name of
+# plain words (any characters but whitespace, controls and RFC 5322 specials other than '.';
+# not '=' and '?', which could start an encoded word) then ``<dot-atom@dot-atom>``, or a bare
+# ``dot-atom@dot-atom``.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # RFC 5322 atext without '=' and '?'
+
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_ADDR_SPEC = rf"{_DOT_ATOM}@{_DOT_ATOM}"
+_NAME_WORD = r"[^\s\x00-\x20\x7f\"(),:;<>@\[\]\\=?]+"
+_SIMPLE_MAILBOX = re.compile(
+    rf"[ \t]*(?:((?:{_NAME_WORD}(?:[ \t]+{_NAME_WORD})*)?)[ \t]*<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t]*"
+)
+_WSP_RUN = re.compile(r"[ \t]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +206,12 @@ def parse_address_list(values: Iterable[str]) -> tuple[Address, ...]:
 
 
 def _addresses(value: str) -> list[tuple[str, str]]:
+    simple = _SIMPLE_MAILBOX.fullmatch(value)
+    if simple:
+        # The usual ``Name <local@domain>`` or bare ``local@domain``: what the full parser below
+        # returns for it, read directly (it costs a fraction of a millisecond per header).
+        name, bracketed, bare = simple.groups()
+        return [(_WSP_RUN.sub(" ", name), bracketed)] if bracketed else [("", bare)]
     try:
         header = email.policy.default.header_factory("to", value)
         return [(a.display_name or "", a.addr_spec or "") for a in header.addresses]

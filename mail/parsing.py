@@ -120,12 +120,18 @@ class InboundMessage:
         return tuple(dict.fromkeys(ids))
 
 
-def parse_message(raw: bytes, *, max_body_chars: int = DEFAULT_MAX_BODY_CHARS) -> InboundMessage:
-    """Parse raw RFC 5322 bytes. Never raises: hopeless input gives a mostly empty message."""
+def parse_message(
+    raw: bytes, *, max_body_chars: int = DEFAULT_MAX_BODY_CHARS, recipients: bool = True
+) -> InboundMessage:
+    """Parse raw RFC 5322 bytes. Never raises: hopeless input gives a mostly empty message.
+
+    ``recipients=False`` skips To, Cc, Reply-To and Date (left empty and ``None``): address parsing
+    is the costliest step, and the inbox sink needs only the sender.  Every other field is the same.
+    """
     data = raw if isinstance(raw, bytes) else _as_bytes(raw)
     limit = max(0, max_body_chars)
     try:
-        return _parse(data, limit)
+        return _parse(data, limit, recipients)
     except Exception:  # last resort: the individual steps are already tolerant
         return _empty(data, ("parse_failed",))
 
@@ -146,7 +152,7 @@ def find_ticket_token(message: InboundMessage) -> str | None:
     return None
 
 
-def _parse(data: bytes, max_body_chars: int) -> InboundMessage:
+def _parse(data: bytes, max_body_chars: int, recipients: bool) -> InboundMessage:
     tree = walk(data)
     headers = tree.headers
     subject = decode_rfc2047(headers.first("subject") or "")
@@ -167,12 +173,13 @@ def _parse(data: bytes, max_body_chars: int) -> InboundMessage:
         defects.append("body_truncated")
     return _build(
         data,
-        headers,
+        headers if recipients else None,
         flags,
         message_id=message_id,
         subject=subject,
         sender=sender,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
+        references=parse_message_id_list(headers.all("references")),
         body=(body, source, truncated),
         attachments=tuple(
             Attachment(filename=part.filename, content_type=part.content_type, size=measured_size(data, part))
@@ -185,13 +192,14 @@ def _parse(data: bytes, max_body_chars: int) -> InboundMessage:
 
 def _build(
     data: bytes,
-    headers: HeaderBlock,
+    headers: HeaderBlock | None,
     flags: MailFlags,
     *,
     message_id: str | None,
     subject: str,
     sender: Address | None,
     in_reply_to: str | None,
+    references: tuple[str, ...],
     body: tuple[str, str, bool],
     attachments: tuple[Attachment, ...],
     defects: tuple[str, ...],
@@ -202,12 +210,12 @@ def _build(
         subject=subject,
         from_address=sender.address if sender else None,
         from_name=sender.name if sender else "",
-        to=parse_address_list(headers.all("to")),
-        cc=parse_address_list(headers.all("cc")),
-        reply_to=parse_address_list(headers.all("reply-to")),
-        date=parse_date(headers.first("date")),
+        to=parse_address_list(headers.all("to")) if headers else (),
+        cc=parse_address_list(headers.all("cc")) if headers else (),
+        reply_to=parse_address_list(headers.all("reply-to")) if headers else (),
+        date=parse_date(headers.first("date")) if headers else None,
         in_reply_to=in_reply_to,
-        references=parse_message_id_list(headers.all("references")),
+        references=references,
         body_text=body[0],
         body_source=body[1],
         body_truncated=body[2],

@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from core.clock import Clock
 from core.db.engine import Database
 from core.enablement import service
 from core.inbox.ports import IngestOutcome, IngestResult, MailboxPosition
 from mail.parsing import InboundMessage, find_rfcs, find_ticket_token, parse_message
+from mail.raw_store import RawMailStore
 from mail.subject import match_config_subject
+
+__all__ = ["CoreMailSink", "RawMailStore", "facts_from", "parse_facts"]
 
 log = logging.getLogger("timbrado.mail")
 EXCERPT_CHARS = 2000
@@ -52,7 +52,7 @@ def facts_from(message: InboundMessage, raw_size: int, raw_sha256: str | None) -
 
 def parse_facts(raw: bytes) -> service.InboundFacts | None:
     """The facts of one raw message (None when it cannot be interpreted).  Pure CPU, no I/O."""
-    message = parse_message(raw)
+    message = parse_message(raw, recipients=False)
     if "parse_failed" in message.defects:
         return None
     return facts_from(message, len(raw), hashlib.sha256(raw).hexdigest())
@@ -60,37 +60,6 @@ def parse_facts(raw: bytes) -> service.InboundFacts | None:
 
 def parse_all(raws: list[bytes]) -> list[service.InboundFacts | None]:
     return [parse_facts(raw) for raw in raws]
-
-
-def _put_all(store: RawMailStore, raws: list[bytes]) -> None:
-    for raw in raws:
-        store.put(raw)
-
-
-class RawMailStore:
-    """Raw messages kept by content hash under ``<data_dir>/mail`` (written once, atomically)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def put(self, raw: bytes) -> str:
-        sha = hashlib.sha256(raw).hexdigest()
-        target = self.root / sha[:2] / f"{sha}.eml"
-        if target.exists():
-            return sha
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(raw)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return sha
-
-    def path_for(self, sha: str) -> Path:
-        return self.root / sha[:2] / f"{sha}.eml"
 
 
 class CoreMailSink:
@@ -117,7 +86,7 @@ class CoreMailSink:
             return []
         raws = [raw for raw, _ in items]
         # Keep the raw messages (file I/O, in a thread) while the batch is parsed (another thread).
-        kept = asyncio.ensure_future(asyncio.to_thread(_put_all, self.store, raws))
+        kept = asyncio.ensure_future(asyncio.to_thread(self.store.put_many, raws))
         try:
             parsed = await self._parse_batch(raws)
         except BaseException:

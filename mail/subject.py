@@ -44,6 +44,8 @@ _TICKET_CORE = r"TCP\s?[-_‐‑‒–—#:]?\s?(\d{6,12})(?!\d)"
 _TICKET = re.compile(r"(?<![A-Za-z0-9])" + _TICKET_CORE, re.IGNORECASE)
 _BRACKETED_TICKET = re.compile(r"[\[(]\s*" + _TICKET_CORE + r"\s*[\])]", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^0-9a-z&]+")
+_WIDTH_SUSPECTS = re.compile(r"[^\t\n\x20-\x7e]")
+_FOLD_SUSPECTS = re.compile(r"[^\x00-\x7f]")
 _TARGET = re.compile(r"configuracion del? modulo de timbrado de (?:los )?complementos? de pagos?")
 
 
@@ -131,11 +133,20 @@ def match_config_subject(subject: str) -> SubjectMatch:
 
 def _fold_width(text: str) -> str:
     """Compatibility-fold (full-width letters, ligatures) and drop invisible format characters."""
-    folded = unicodedata.normalize("NFKC", text)
-    return "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Cc") or c in "\t\n")
+    # Only control and non-ASCII characters can be format/control characters: look only at those.
+    return _WIDTH_SUSPECTS.sub(_drop_format_or_control, unicodedata.normalize("NFKC", text))
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    kept = "".join(c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
-    return kept.casefold()
+    # Printable ASCII is never a combining mark nor a format character: look only at the rest.
+    return _FOLD_SUSPECTS.sub(_drop_mark_or_format, unicodedata.normalize("NFKD", text)).casefold()
+
+
+def _drop_format_or_control(match: re.Match[str]) -> str:
+    char = match.group()
+    return "" if unicodedata.category(char) in ("Cf", "Cc") else char
+
+
+def _drop_mark_or_format(match: re.Match[str]) -> str:
+    char = match.group()
+    return "" if unicodedata.combining(char) or unicodedata.category(char) == "Cf" else char
