@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Row, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -56,3 +56,7 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+#: A result row of a Core ``select`` read without the ORM (columns by name: ``row.balance``).
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]

@@ -17,20 +17,18 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.audit.models import AuditEvent
-from core.audit.service import Actor, record
+from core.audit.service import Actor, insert_event, record
 from core.cfdi.builder import check_input
 from core.cfdi.catalogs import payment_form_exists
 from core.cfdi.errors import InvalidRepInput
 from core.cfdi.model import Issuer, Receiver, RelatedDocument, RepInput
 from core.cfdi.model import Payment as CfdiPayment
 from core.cfdi.money import decimals_for, decimals_of
+from core.db.base import AnyRow, table_of
 from core.errors import FieldProblem, Invalid, NotFound
 from core.jobs.queue import enqueue
-from core.logctx import current_request_id
 from core.stamping.invoices import taxes_from_json
 from core.stamping.models import Invoice, InvoiceStatus, Payment, PaymentComplement, PaymentLine, PaymentStatus
-from core.stamping.rows import AnyRow, table_of
 from core.vendors.models import Vendor
 
 STAMP_JOB = "rep.stamp"
@@ -134,7 +132,6 @@ def _check_decimals(value: Decimal, currency: str, code: str, what: str, field_n
 _invoices = table_of(Invoice)
 _payments = table_of(Payment)
 _lines = table_of(PaymentLine)
-_audit = table_of(AuditEvent)
 _vendors = table_of(Vendor)
 
 # Statements built once: registering a payment runs them for every payment (see docs/benchmarks.md).
@@ -166,7 +163,6 @@ _UPDATE_INVOICE = (
         updated_at=bindparam("at"),
     )
 )
-_INSERT_AUDIT = insert(_audit)
 
 
 async def _lock_invoices(session: AsyncSession, vendor: AnyRow, docs: Sequence[AppliedInvoice]) -> dict[int, AnyRow]:
@@ -354,18 +350,15 @@ async def register_payment(
     await enqueue(
         session, kind=STAMP_JOB, payload={"payment_id": payment_id}, key=f"{STAMP_JOB}:{payment_id}:1", now=now
     )
-    await session.execute(
-        _INSERT_AUDIT,
-        audit_values(
-            actor=actor,
-            action="payment.registered",
-            subject_type="payment",
-            subject_id=payment_id,
-            at=now,
-            after={"vendor_id": vendor.id, "amount": str(req.amount), "currency": req.currency,
-                   "invoices": len(planned)},
-        ),
-    )  # fmt: skip
+    await insert_event(
+        session,
+        actor=actor,
+        action="payment.registered",
+        subject_type="payment",
+        subject_id=payment_id,
+        at=now,
+        after={"vendor_id": vendor.id, "amount": str(req.amount), "currency": req.currency, "invoices": len(planned)},
+    )
     # A new payment has no REP yet and its lines are the ones just written: no re-read.
     return PaymentView(
         id=payment_id,
@@ -386,31 +379,6 @@ async def register_payment(
         created_at=now,
         lines=tuple(lines),
     )
-
-
-def audit_values(
-    *,
-    actor: Actor,
-    action: str,
-    subject_type: str,
-    subject_id: str | int,
-    at: datetime,
-    after: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``audit_events`` row :func:`core.audit.service.record` would add (for a Core ``INSERT``)."""
-    return {
-        "occurred_at": at,
-        "actor_kind": actor.kind.value,
-        "actor_id": actor.id,
-        "driver": actor.driver.value,
-        "action": action,
-        "subject_type": subject_type,
-        "subject_id": str(subject_id),
-        "before": None,
-        "after": after,
-        "reason": None,
-        "request_id": current_request_id(),
-    }
 
 
 async def queue_stamp(session: AsyncSession, payment: Payment, *, now: datetime) -> bool:

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.cfdi.model import Issuer, Receiver, RelatedDocument, RepInput
 from core.cfdi.model import Payment as CfdiPayment
 from core.cfdi.validator import Installment
+from core.db.base import AnyRow, table_of
 from core.stamping.invoices import taxes_from_json
 from core.stamping.models import Invoice, Payment, PaymentComplement, PaymentLine, PaymentStatus, RepStatus
-from core.stamping.rows import AnyRow, table_of
 from core.vendors.models import CfdiSettings, Contract, Csd, Vendor
 
 _payments = table_of(Payment)

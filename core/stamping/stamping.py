@@ -35,6 +35,7 @@ from core.cfdi.errors import CfdiError
 from core.cfdi.validator import Finding, Installment, validate_rep
 from core.clients.models import ClientContact
 from core.clock import Clock
+from core.db.base import AnyRow
 from core.db.engine import Database
 from core.errors import Conflict, Invalid, NotFound
 from core.jobs.queue import enqueue
@@ -51,7 +52,6 @@ from core.stamping.models import (
     PaymentStatus,
     RepStatus,
 )
-from core.stamping.rows import AnyRow
 from core.stamps import service as stamps
 from core.stamps.models import StampPlan
 from core.vendors.models import CfdiSettings, Vendor
