@@ -172,6 +172,7 @@ class Result:
     rss_base_mb: float
     server_cpu: float = 0.0
     client_cpu: float = 0.0
+    done_at: tuple[float, float, float] = (0.0, 0.0, 0.0)  # first, median, last response (s from start)
 
     @property
     def mb_s(self) -> float:
@@ -266,12 +267,16 @@ async def burst(
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
 
+        finished: list[float] = []
+
         async def put(url: str, body: bytes) -> int:
             async with http.put(url, data=body, headers=headers) as resp:
                 await resp.read()
+                finished.append(time.perf_counter())
                 return resp.status
 
         assert await put(*warm) == 200, f"{variant}: warm-up upload failed"
+        finished.clear()
         # Start from clean page cache state: the previous run's dirty pages (the plain handler never
         # fsyncs) would otherwise be written back during this run and slow it down.
         await asyncio.to_thread(os.sync)
@@ -293,6 +298,7 @@ async def burst(
         rss_base_mb=base_kb / 1024,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
+        done_at=(finished[0] - started, statistics.median(finished) - started, finished[-1] - started),
     )
 
 
@@ -338,7 +344,8 @@ def line(r: Result, plain: Result | None) -> str:
     return (
         f"  {r.variant:<22} {r.ok}/{r.uploads} ok http={r.statuses} {r.seconds:6.2f} s {r.mb_s:7.1f} MB/s "
         f"ratio {ratio}  RSS base {r.rss_base_mb:5.0f} MB, peak growth {r.rss_growth_mb:5.1f} MB  "
-        f"CPU server {r.server_cpu:4.2f} s, client {r.client_cpu:4.2f} s"
+        f"CPU server {r.server_cpu:4.2f} s, client {r.client_cpu:4.2f} s; "
+        f"responses at {r.done_at[0]:.2f} / {r.done_at[1]:.2f} / {r.done_at[2]:.2f} s (first / median / last)"
     )
 
 
