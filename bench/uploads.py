@@ -16,13 +16,18 @@ What runs, all on 127.0.0.1, each server in its own process started by this scri
 For each variant: warm up with one upload, then send the 50 uploads at once from one client
 session and time from the first request to the last response.  Throughput = bytes sent / wall
 time.  The server's RSS growth = its peak RSS (``VmHWM`` from /proc) after the burst minus its RSS
-after the warm-up.  Rounds alternate plain / api fsync / api no-fsync (``--rounds``, best round
-reported), each round in fresh server processes; ``sync`` runs before every burst so no run pays
-for the write-back of the previous one's dirty pages.
+after the warm-up.  Rounds alternate plain / api fsync / api no-fsync (``--rounds``; the summary
+gives medians), each round in fresh server processes; ``sync`` runs before every burst so no run
+pays for the write-back of the previous one's dirty pages, and 4 GiB of memory are touched once
+before the rounds (``warm_memory``: on this VM fresh guest pages cost several times more).
+
+``--experiment threads|piped`` adds API variants with another write path patched in (see
+``EXPERIMENTS``); ``BENCH_PROFILE_DIR=dir`` samples every server during its burst with py-spy
+(``BENCH_PROFILE_CMD`` replaces the py-spy command, e.g. with strace).
 
 Targets: api throughput >= 70 % of plain; server peak RSS growth < 100 MB.
 
-Usage: .venv/bin/python bench/uploads.py [--uploads 50] [--size 10000000] [--rounds 2] [--pg URL]
+Usage: .venv/bin/python bench/uploads.py [--uploads 50] [--size 10000000] [--rounds 3] [--pg URL]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +48,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -54,22 +61,21 @@ MB = 1_000_000
 
 
 # ---------------------------------------------------------------------------- server processes
-def offload_hashing() -> None:
-    """Experiment only (not in core): hash and write in a worker thread, 256 KB at a time, instead of
-    every 64 KB chunk on the event loop (hashlib and file writes release the GIL)."""
+def threaded_batches() -> None:
+    """Experiment (the design before 2026-12-04): gather 256 KB batches and hash and write each in a
+    worker thread (``asyncio.to_thread``) instead of every chunk on the event loop."""
     from core.uploads.store import StreamingUpload
 
     async def write_from(self: StreamingUpload, chunks: AsyncIterable[bytes]) -> None:
-        batch = bytearray()
+        pending = bytearray()
         try:
             async for chunk in chunks:
-                batch += chunk
-                if len(batch) >= 256 * 1024:
-                    data = bytes(batch)
-                    batch.clear()
-                    await asyncio.to_thread(self.write, data)
-            if batch:
-                await asyncio.to_thread(self.write, bytes(batch))
+                pending += chunk
+                if len(pending) >= 256 * 1024:
+                    batch, pending = bytes(pending), bytearray()
+                    await asyncio.to_thread(self.write, batch)
+            if pending:
+                await asyncio.to_thread(self.write, bytes(pending))
         except BaseException:
             self.abort()
             raise
@@ -77,10 +83,66 @@ def offload_hashing() -> None:
     StreamingUpload.write_from = write_from  # type: ignore[method-assign]
 
 
-def serve_api(no_fsync: bool, offload: bool = False) -> int:
+def piped_writes() -> None:
+    """Experiment: one long-lived writer thread hashes and writes every upload's chunks, fed by a
+    queue; the handler waits only once per MB (double buffering), not per chunk."""
+    import queue
+    import threading
+
+    from core.uploads.store import StreamingUpload
+
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while True:
+            upload, chunk, fut, loop = jobs.get()
+            if fut is not None:
+                loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+                continue
+            try:
+                upload._hash.update(chunk)
+                upload._file.write(chunk)
+            except Exception as exc:
+                upload._pipe_error = exc
+
+    threading.Thread(target=worker, daemon=True, name="upload-writer").start()
+
+    async def write_from(self: StreamingUpload, chunks: AsyncIterable[bytes], *, batch_bytes: int = 1 << 20) -> None:
+        loop = asyncio.get_running_loop()
+        previous: asyncio.Future[None] | None = None
+        since = 0
+        self._pipe_error = None  # type: ignore[attr-defined]
+        try:
+            async for chunk in chunks:
+                self._size += len(chunk)
+                jobs.put((self, chunk, None, None))
+                since += len(chunk)
+                if since >= batch_bytes:
+                    since = 0
+                    marker = loop.create_future()
+                    jobs.put((None, None, marker, loop))
+                    if previous is not None:
+                        await previous
+                    previous = marker
+            marker = loop.create_future()
+            jobs.put((None, None, marker, loop))
+            await marker
+            if self._pipe_error is not None:  # type: ignore[attr-defined]
+                raise self._pipe_error  # type: ignore[attr-defined]
+        except BaseException:
+            self.abort()
+            raise
+
+    StreamingUpload.write_from = write_from  # type: ignore[method-assign]
+
+
+EXPERIMENTS = {"threads": threaded_batches, "piped": piped_writes}
+
+
+def serve_api(no_fsync: bool, experiments: list[str]) -> int:
     """Run the real server (api role).  With ``no_fsync`` the proof store skips fsync."""
-    if offload:
-        offload_hashing()
+    for name in experiments:
+        EXPERIMENTS[name]()
     if no_fsync:
         import admin.deps
         import admin.routes.orders
@@ -120,6 +182,25 @@ def serve_plain(port: int, directory: str) -> int:
 
 
 # ---------------------------------------------------------------------------- client side
+def warm_memory(gib: float) -> float:
+    """Touch ``gib`` GiB of fresh memory in a child process and give it back.
+
+    On a virtual machine whose memory the host backs lazily, the first touch of a guest page costs
+    several times a normal page fault; whichever variant first needs new page-cache pages pays it
+    (seen here: the same 500 MB of 64 KB writes took 1.3 s on fresh memory and 0.1 s after).  Touching
+    the memory once before the rounds keeps that cost out of every variant.  Returns the seconds spent.
+    """
+    code = (
+        "import mmap,sys\n"
+        "n=int(float(sys.argv[1])*(1<<30)); m=mmap.mmap(-1,n)\n"
+        "for off in range(0,n,1<<20): m[off:off+(1<<20):4096]=b'y'*256\n"
+        "m.close()"
+    )
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, str(gib)], check=True)
+    return time.perf_counter() - began
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -260,13 +341,36 @@ async def seed(url: str, orders: int) -> str:
         await db.dispose()
 
 
+PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
+
+
+def start_profiler(variant: str, pid: int) -> subprocess.Popen[bytes] | None:
+    """With ``BENCH_PROFILE_DIR`` set (and py-spy installed), sample the server during the burst into
+    ``<dir>/<variant>.txt`` (py-spy's collapsed stacks, threads included; idle frames left out)."""
+    if not PROFILE_DIR:
+        return None
+    out = Path(PROFILE_DIR) / f"{variant.replace(' ', '-')}.txt"
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    argv = [str(spy_bin), "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "250", "--threads"]
+    if custom := os.environ.get("BENCH_PROFILE_CMD"):  # e.g. "strace -f -T -e trace=write -o {out} -p {pid}"
+        argv = custom.format(out=out, pid=pid).split()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # py-spy attaches
+    return proc
+
+
+def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 async def burst(
     variant: str, pid: int, urls: list[str], bodies: list[bytes], headers: dict[str, str], warm: tuple[str, bytes]
 ) -> Result:
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-
         finished: list[float] = []
 
         async def put(url: str, body: bytes) -> int:
@@ -282,9 +386,11 @@ async def burst(
         await asyncio.to_thread(os.sync)
         base_kb = rss_kb(pid, "VmRSS")
         cpu_before, client_before = cpu_seconds(pid), time.process_time()
+        spy = start_profiler(variant, pid)
         started = time.perf_counter()
         statuses = await asyncio.gather(*(put(u, b) for u, b in zip(urls, bodies, strict=True)))
         seconds = time.perf_counter() - started
+        stop_profiler(spy)
         server_cpu, client_cpu = cpu_seconds(pid) - cpu_before, time.process_time() - client_before
         peak_kb = rss_kb(pid, "VmHWM")
     return Result(
@@ -309,7 +415,7 @@ async def run_api(
     data_dir = work / variant
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, __file__, "--serve-api"] + (["--no-fsync"] if "no-fsync" in variant else [])
-    argv += ["--offload"] if "offload" in variant else []
+    argv += [f"--experiment={name}" for name in variant.split()[2:]]  # "api fsync threads" -> threads
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/pdf", "X-Filename": "pago.pdf"}
     urls = [f"{base}/api/v1/vendors/1/orders/{first_order + 1 + i}/proof" for i in range(len(bodies))]
@@ -354,7 +460,7 @@ async def main(args: argparse.Namespace) -> int:
     try:
         url = args.pg or f"sqlite+aiosqlite:///{work / 'bench.db'}"
         api_variants = ["api fsync", "api no-fsync"] + (
-            ["api fsync offload", "api no-fsync offload"] if args.offload else []
+            [f"api fsync {e}" for e in args.experiment] + [f"api no-fsync {e}" for e in args.experiment]
         )
         per_round = args.uploads + 1
         token = await seed(url, per_round * len(api_variants) * args.rounds)
@@ -362,6 +468,9 @@ async def main(args: argparse.Namespace) -> int:
         bodies = [make_pdf(args.size, i) for i in range(args.uploads)]
         warm_body = make_pdf(256 * 1024, 10_000)
         print(f"database: {'PostgreSQL' if args.pg else 'SQLite'}; files under {work} ({os.cpu_count()} CPUs)")
+        if args.warm_gib > 0:
+            spent = warm_memory(args.warm_gib)
+            print(f"touched {args.warm_gib:g} GiB of memory first ({spent:.1f} s; see warm_memory)", flush=True)
         results: dict[str, list[Result]] = {"plain": [], **{v: [] for v in api_variants}}
         next_order = 1
         for n in range(args.rounds):
@@ -405,15 +514,19 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pg", default="", help="PostgreSQL URL (postgresql+asyncpg://…) instead of SQLite")
     parser.add_argument("--dir", default=None, help="where to put the temporary data (a disk, not tmpfs)")
+    parser.add_argument("--warm-gib", type=float, default=4.0, help="memory touched once before the rounds (0 = none)")
     parser.add_argument("--serve-api", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-fsync", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--offload", action="store_true", help="also measure hashing off the event loop (an experiment, not core)"
+        "--experiment",
+        action="append",
+        default=[],
+        help="also measure the API with an experimental change: threads or piped (see EXPERIMENTS)",
     )
     parser.add_argument("--serve-plain", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.serve_api:
-        sys.exit(serve_api(ns.no_fsync, ns.offload))
+        sys.exit(serve_api(ns.no_fsync, ns.experiment))
     if ns.serve_plain:
         sys.exit(serve_plain(int(ns.serve_plain[0]), ns.serve_plain[1]))
     sys.exit(asyncio.run(main(ns)))
