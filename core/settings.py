@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -269,7 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     public_url = get("PUBLIC_URL").strip()
     if public_url and urlsplit(public_url).scheme not in ("http", "https"):
         raise SettingsError(PREFIX + "PUBLIC_URL", "debe empezar con http:// o https://", "https://timbrado.example.mx")
-    return Settings(
+    settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
         http_host=get("HTTP_HOST", d.http_host).strip() or d.http_host,
@@ -330,6 +330,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         **_slack_settings(env, d),
         **_statement_settings(env),
     )
+    return _with_sat_sandbox(env, settings)
+
+
+def _with_sat_sandbox(env: Mapping[str, str], settings: Settings) -> Settings:
+    """SAT's test CA ("AC UAT") follows the PAC: trusted with the sandbox PAC or a PAC's demo hosts,
+    never with a production PAC (there a test certificate would be a forged stamp waiting to happen).
+    ``TIMBRADO_SAT_SANDBOX`` may turn it off anywhere, and on only where the PAC is a test one."""
+    test_pac = settings.pac == "sandbox" or settings.pac_test_environment
+    if PREFIX + "SAT_SANDBOX" not in env or not env[PREFIX + "SAT_SANDBOX"].strip():
+        return replace(settings, sat_sandbox=test_pac)
+    if settings.sat_sandbox and not test_pac:
+        raise SettingsError(
+            PREFIX + "SAT_SANDBOX",
+            f"el CA de pruebas del SAT no se acepta con el PAC de producción {settings.pac!r} "
+            "(use false, o TIMBRADO_PAC_TEST_ENVIRONMENT=true para los servidores de pruebas del PAC)",
+            "false",
+        )
+    return settings
 
 
 def _statement_settings(env: Mapping[str, str]) -> dict[str, Any]:

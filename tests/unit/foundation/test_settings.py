@@ -66,3 +66,23 @@ def test_unwritable_data_dir_is_refused(tmp_path: Path) -> None:
 def test_roles_accept_all_and_keep_a_stable_order() -> None:
     assert parse_roles("all") == ROLES
     assert parse_roles("worker, API") == ("api", "worker")
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"TIMBRADO_DATA_DIR": str(tmp_path), **{f"TIMBRADO_{k}": v for k, v in extra.items()}}
+
+
+def test_sat_test_ca_follows_the_pac_unless_configured(tmp_path: Path) -> None:
+    assert load_settings(_env(tmp_path)).sat_sandbox  # embedded: sandbox PAC
+    production = _env(tmp_path, PAC="finkok", PAC_USER="u", PAC_PASSWORD="p")
+    assert not load_settings(production).sat_sandbox
+    assert load_settings({**production, "TIMBRADO_PAC_TEST_ENVIRONMENT": "true"}).sat_sandbox
+    assert not load_settings(_env(tmp_path, SAT_SANDBOX="false")).sat_sandbox
+
+
+def test_sat_test_ca_is_refused_with_a_production_pac(tmp_path: Path) -> None:
+    env = _env(tmp_path, PAC="sw", PAC_TOKEN="t", SAT_SANDBOX="true")
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    assert "TIMBRADO_SAT_SANDBOX" in str(info.value)
+    assert "PAC de producción 'sw'" in str(info.value)
