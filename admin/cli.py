@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,9 @@ from typing import Any
 from admin import cli_enablement, cli_orders, cli_stamping, cli_statements, demo
 from admin.cli_runtime import run_with_container
 from admin.container import Container, build_container
+from admin.deps import cli_actor
 from admin.serve import StartupError, serve
+from core.audit.service import Actor
 from core.auth import tokens
 from core.db import migrate
 from core.jobs import builtin, queue
@@ -37,6 +40,17 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 # ---------------------------------------------------------------- commands
+def _cli_actor(args: argparse.Namespace) -> Actor:
+    """The operator at the terminal, for the audit log (``--as`` where a command offers it)."""
+    user = getattr(args, "as_user", None)
+    if not user:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no login name (some containers)
+            user = "desconocido"
+    return cli_actor(user)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     roles = parse_roles(args.role, "--role") if args.role else settings.roles
     if args.port is not None or args.host is not None:
@@ -75,8 +89,8 @@ def cmd_db_current(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
     async def run(c: Container) -> int:
         async with c.db.transaction() as session:
-            row, plain = await tokens.create_token(
-                session, name=args.name or args.role, role=args.role, at=c.clock.now()
+            row, plain = await tokens.issue(
+                session, name=args.name or args.role, role=args.role, actor=_cli_actor(args), at=c.clock.now()
             )
         print(plain)
         print(f"Token {row.id} ({row.role}) creado. Guárdelo: no se volverá a mostrar.", file=sys.stderr)
@@ -117,7 +131,7 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def run(c: Container) -> int:
         async with c.db.transaction() as session:
-            ok = await tokens.revoke_token(session, args.id, c.clock.now())
+            ok = await tokens.revoke(session, args.id, actor=_cli_actor(args), at=c.clock.now()) is not None
         print("Token revocado." if ok else "No existe un token activo con ese id.", file=sys.stderr)
         return 0 if ok else 1
 
@@ -147,7 +161,7 @@ def cmd_jobs_retry(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run(c: Container) -> int:
         async with c.db.transaction() as session:
-            n = await queue.retry_dead(session, now=c.clock.now(), job_id=args.id)
+            n = await queue.retry_dead_as(session, actor=_cli_actor(args), now=c.clock.now(), job_id=args.id)
         print(f"{n} trabajo(s) devuelto(s) a la cola.")
         return 0 if n else 1
 

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from admin.app import create_app
 from admin.container import Container
-from core.auth.tokens import count_tokens, create_token
+from core.audit.service import Actor
+from core.auth.tokens import count_tokens, issue
 from core.db import migrate
 from core.scheduler import Scheduler, hold_and_run
 
@@ -59,7 +60,9 @@ async def bootstrap_first_token(container: Container, out: TextIO) -> None:
     async with container.db.transaction() as session:
         if await count_tokens(session):
             return
-        _row, plain = await create_token(session, name="bootstrap", role="staff", at=container.clock.now())
+        _row, plain = await issue(
+            session, name="bootstrap", role="staff", actor=Actor.system(), at=container.clock.now()
+        )
     base = container.settings.base_url
     out.write(
         "\n"

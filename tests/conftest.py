@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,45 @@ from tests.support import databases
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAT_CREDENTIALS = REPO_ROOT.parent / "shared" / "sat-test-credentials"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_PARAM = "postgresql"
+SAT_CREDENTIALS_MISSING = "SAT test credentials not found"
+_POSTGRES_SKIPS = pytest.StashKey[dict[str, str]]()
+
+
+# --- CI guard: in CI every PostgreSQL variant must run; a skipped one fails the session -----------
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_POSTGRES_SKIPS] = {}
+
+
+def _runs_on_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(value == POSTGRES_PARAM for value in callspec.params.values())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.skipped and not hasattr(report, "wasxfail") and _runs_on_postgresql(item):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if SAT_CREDENTIALS_MISSING not in reason:  # SAT's files may be absent anywhere: skipped on purpose
+            item.config.stash[_POSTGRES_SKIPS].setdefault(item.nodeid, reason)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if IN_CI and session.config.stash.get(_POSTGRES_SKIPS, {}) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skipped = config.stash.get(_POSTGRES_SKIPS, {})
+    if not skipped:
+        return
+    title = "PostgreSQL tests skipped" + (" (CI fails because of them)" if IN_CI else "")
+    terminalreporter.section(title, sep="=", red=IN_CI, yellow=not IN_CI)
+    for nodeid, reason in sorted(skipped.items()):
+        terminalreporter.line(f"{nodeid}: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -67,5 +107,5 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def sat_credentials() -> Path:
     if not SAT_CREDENTIALS.is_dir():
-        pytest.skip(f"SAT test credentials not found at {SAT_CREDENTIALS}")
+        pytest.skip(f"{SAT_CREDENTIALS_MISSING} at {SAT_CREDENTIALS}")
     return SAT_CREDENTIALS

@@ -7,7 +7,8 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel
 
-from admin.api import QueryParam, container_of, endpoint, int_param, json_response, query_int
+from admin.api import QueryParam, container_of, endpoint, int_param, json_response, principal_of, query_int
+from admin.deps import api_actor
 from admin.errors import ApiError, not_found
 from core.jobs import queue
 from core.jobs.models import JobStatus
@@ -99,7 +100,9 @@ async def retry_job(request: web.Request) -> web.Response:
             raise not_found("trabajo")
         if job.status != JobStatus.DEAD:
             raise ApiError(409, "not_dead", f"Solo se reintentan trabajos en estado dead; este está en {job.status}.")
-        count = await queue.retry_dead(session, now=container.clock.now(), job_id=job_id)
+        count = await queue.retry_dead_as(
+            session, actor=api_actor(principal_of(request)), now=container.clock.now(), job_id=job_id
+        )
     return json_response(RetryResult(requeued=count))
 
 

@@ -8,7 +8,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
-from admin.api import container_of, endpoint, int_param, json_response
+from admin.api import container_of, endpoint, int_param, json_response, principal_of
+from admin.deps import api_actor
 from admin.errors import not_found
 from core.auth import tokens
 
@@ -42,8 +43,9 @@ class TokenCreated(TokenOut):
 @endpoint(summary="Emitir un token", tags=["Tokens"], body=TokenCreate, response=TokenCreated, status=201)
 async def create(request: web.Request, body: TokenCreate) -> web.Response:
     container = container_of(request)
+    actor = api_actor(principal_of(request))
     async with container.db.transaction() as session:
-        row, plain = await tokens.create_token(session, name=body.name, role=body.role, at=container.clock.now())
+        row, plain = await tokens.issue(session, name=body.name, role=body.role, actor=actor, at=container.clock.now())
     out = TokenCreated(**TokenOut.model_validate(row, from_attributes=True).model_dump(), token=plain)
     return json_response(out, 201)
 
@@ -59,10 +61,11 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     token_id = int_param(request, "token_id")
     container = container_of(request)
+    actor = api_actor(principal_of(request))
     async with container.db.transaction() as session:
-        if not await tokens.revoke_token(session, token_id, container.clock.now()):
+        row = await tokens.revoke(session, token_id, actor=actor, at=container.clock.now())
+        if row is None:
             raise not_found("token activo")
-        row = await session.get(tokens.ApiToken, token_id)
     return json_response(TokenOut.model_validate(row, from_attributes=True))
 
 

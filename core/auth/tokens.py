@@ -12,11 +12,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.audit import service as audit
 from core.db.base import Base, BigIntPK, UTCDateTime
 
 TOKEN_PREFIX = "tcp_"
@@ -106,3 +108,51 @@ async def revoke_token(session: AsyncSession, token_id: int, at: datetime) -> bo
         return False
     row.revoked_at = at
     return True
+
+
+def token_state(row: ApiToken) -> dict[str, Any]:
+    """What the audit log keeps of a token: never the secret, only its public hint."""
+    return {
+        "name": row.name,
+        "role": row.role,
+        "hint": row.hint,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+async def issue(
+    session: AsyncSession, *, name: str, role: str, actor: audit.Actor, at: datetime
+) -> tuple[ApiToken, str]:
+    """Issue a token and record who issued it, in the caller's transaction (the API and the CLI both use this)."""
+    row, plain = await create_token(session, name=name, role=role, at=at)
+    await audit.record(
+        session,
+        actor=actor,
+        action="token.created",
+        subject_type="api_token",
+        subject_id=row.id,
+        at=at,
+        after=token_state(row),
+    )
+    return row, plain
+
+
+async def revoke(session: AsyncSession, token_id: int, *, actor: audit.Actor, at: datetime) -> ApiToken | None:
+    """Revoke an active token and record it; ``None`` when there is no active token with that id."""
+    row = await session.get(ApiToken, token_id)
+    if row is None or row.revoked_at is not None:
+        return None
+    before = token_state(row)
+    if not await revoke_token(session, token_id, at):
+        return None
+    await audit.record(
+        session,
+        actor=actor,
+        action="token.revoked",
+        subject_type="api_token",
+        subject_id=token_id,
+        at=at,
+        before=before,
+        after=token_state(row),
+    )
+    return row

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import service as audit
 from core.jobs.models import Job, JobAttempt, JobStatus
 
 
@@ -159,3 +160,27 @@ async def purge_finished(session: AsyncSession, *, before: datetime) -> int:
     await session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(ids)))
     result = await session.execute(delete(Job).where(Job.status == JobStatus.SUCCEEDED.value, Job.finished_at < before))
     return int(getattr(result, "rowcount", 0))
+
+
+async def retry_dead_as(session: AsyncSession, *, actor: audit.Actor, now: datetime, job_id: int | None = None) -> int:
+    """Put one dead job (or every dead job) back in the queue, recording each decision in the audit log
+    in the caller's transaction.  Returns how many jobs were requeued.  The API and the CLI both use this."""
+    stmt = select(Job.id, Job.kind, Job.attempts).where(Job.status == JobStatus.DEAD.value).order_by(Job.id)
+    if job_id is not None:
+        stmt = stmt.where(Job.id == job_id)
+    requeued = 0
+    for dead_id, kind, attempts in (await session.execute(stmt)).all():
+        if not await retry_dead(session, now=now, job_id=dead_id):
+            continue
+        requeued += 1
+        await audit.record(
+            session,
+            actor=actor,
+            action="job.retried",
+            subject_type="job",
+            subject_id=dead_id,
+            at=now,
+            before={"status": JobStatus.DEAD.value, "kind": kind, "attempts": attempts},
+            after={"status": JobStatus.QUEUED.value, "kind": kind, "attempts": 0},
+        )
+    return requeued

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -262,3 +263,60 @@ async def test_database_outage_mid_run_pauses_the_worker_and_loses_nothing(
     assert depth["dead"] == 0
     # A job may run again only if its completion could not be written before the cut.
     assert set(seen) == set(range(1, 201))
+
+
+@pytest.mark.slow
+async def test_worker_started_while_the_database_is_down_backs_off_then_resumes_and_loses_nothing(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    if not database.is_postgres:
+        pytest.skip("a network outage needs a database server")
+    total = 300
+    async with database.transaction() as s:
+        await builtin.enqueue_pings(s, total, now=SystemClock().now())
+    parts = urlsplit(database_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    await proxy.cut()  # the port is known, and nothing listens on it: the database is "down"
+    proxied = database_url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        # Asynchronous: the proxy lives on this event loop and must keep forwarding while we wait.
+        proc = await asyncio.create_subprocess_exec(
+            EXE, "serve", env=serve_env(proxied, tmp_path, "worker"), stdout=log_file, stderr=log_file
+        )
+
+    def retries() -> list[float]:
+        found = re.findall(r"database unavailable, retrying in ([0-9.]+)s", log_path.read_text(errors="replace"))
+        return [float(d) for d in found]
+
+    try:
+
+        async def backing_off() -> bool:
+            return len(retries()) >= 3
+
+        await wait_for(backing_off, timeout=30)
+        async with database.session() as s:
+            assert (await queue.queue_depth(s))["queued"] == total  # nothing ran, nothing was claimed
+        await proxy.restore()
+
+        async def all_done() -> bool:
+            async with database.session() as s:
+                return (await queue.queue_depth(s))["succeeded"] == total
+
+        await wait_for(all_done, timeout=90)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 60)
+        await proxy.close()
+    assert code == 0, log_path.read_text(errors="replace")
+    delays = retries()
+    assert delays[:3] == [0.5, 1.0, 2.0]  # exponential, not a hot loop
+    async with database.session() as s:
+        depth = await queue.queue_depth(s)
+        per_job = (await s.execute(select(JobAttempt.job_id, func.count()).group_by(JobAttempt.job_id))).all()
+    assert depth["succeeded"] == total
+    assert depth["dead"] == depth["queued"] == depth["running"] == 0
+    assert len(per_job) == total
+    assert {count for _job, count in per_job} == {1}  # each ran exactly once

@@ -42,7 +42,7 @@ async def test_rep_for_eku9003173c9_with_sats_2027_csd_is_stamped_by_the_sandbox
     database: Database, clock: FrozenClock, tmp_path: Path
 ) -> None:
     if not (EKU_CSD / "certificate.cer").is_file():
-        pytest.skip("../shared/sat-test-credentials is not available")
+        pytest.skip(f"SAT test credentials not found at {SAT_DIR}")
     world = await make_world(database, clock, tmp_path, credential=SatFiles(EKU_CSD))  # type: ignore[arg-type]
     payment_id = await world.pay(await world.add_invoice(), "580.00")
     assert await world.stamper.stamp_payment(payment_id) is Outcome.STAMPED

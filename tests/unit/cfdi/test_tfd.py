@@ -78,7 +78,7 @@ def test_certificate_number_that_does_not_match_the_certificate_is_refused() -> 
 def test_rep_for_eku9003173c9_sealed_with_its_2027_csd_is_valid_and_stamped() -> None:
     folder = CREDENTIALS / "valid-2027" / "EKU9003173C9-csd"
     if not folder.is_dir():
-        pytest.skip("SAT test credentials not available")
+        pytest.skip(f"SAT test credentials not found at {CREDENTIALS}")
     password = (folder / "password.txt").read_bytes()
     key = load_der_private_key((folder / "private.key").read_bytes(), password)
     cert = x509.load_der_x509_certificate((folder / "certificate.cer").read_bytes())
