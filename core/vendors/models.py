@@ -83,7 +83,7 @@ class CfdiSettings(Base):
     time_zone: Mapped[str] = mapped_column(String(60))
     serie: Mapped[str] = mapped_column(String(25))
     next_folio: Mapped[int] = mapped_column(BigInteger)
-    folio_start: Mapped[int] = mapped_column(BigInteger)  # folio inicial as last set; REPs exist once next > start
+    folio_start: Mapped[int] = mapped_column(BigInteger)  # folio inicial as last set (decision 10)
     logo_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     logo_content_type: Mapped[str | None] = mapped_column(String(40), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

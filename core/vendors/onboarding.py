@@ -11,24 +11,25 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import Actor, record
 from core.errors import FieldProblem, Invalid, NotFound
 from core.notifications.outbox import EmailSpec, queue_email
-from core.orders.contact import ValidationErrors
+from core.orders.contact import FieldError, ValidationErrors
 from core.sat.credentials import Credential, CredentialUse, open_credential
 from core.sat.errors import SatError
 from core.sat.rfc import Rfc
 from core.sat.trust import SatTrust
 from core.secrets.box import SecretBox
+from core.stamping.models import PaymentComplement
 from core.stamps import service as stamps
 from core.uploads.errors import UploadError
 from core.uploads.logo import check_logo
 from core.uploads.sniff import ContentType
 from core.uploads.store import ContentStore
-from core.vendors.cfdi_settings_rules import validate_cfdi_settings
+from core.vendors.cfdi_settings_rules import validate_cfdi_settings, validate_serie
 from core.vendors.models import CfdiSettings, Contract, Csd, Vendor
 
 CSD_EXPIRY_WARNING = timedelta(days=30)
@@ -251,6 +252,54 @@ def _settings_view(row: CfdiSettings) -> CfdiSettingsView:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _FolioFloor:
+    """The lowest folio inicial a serie accepts once it has REPs, and the highest folio it has issued."""
+
+    minimum: int
+    highest_issued: int
+
+
+async def _folio_floor(
+    session: AsyncSession, vendor_id: int, serie: str | None, row: CfdiSettings | None
+) -> _FolioFloor | None:
+    """Where the folio of ``serie`` may restart, decided from the REPs themselves; None: no REP uses it.
+
+    Folios are unique per vendor and serie, so the next folio must stay above the highest one issued
+    in that serie; when the serie is the current one it also never moves below the current next
+    folio (folios only move forward).  ``row`` is locked, so no REP takes a folio meanwhile.
+    """
+    if serie is None:
+        return None
+    highest = await session.scalar(
+        select(func.max(PaymentComplement.folio)).where(
+            PaymentComplement.vendor_id == vendor_id, PaymentComplement.serie == serie
+        )
+    )
+    if highest is None:
+        return None
+    minimum = int(highest) + 1
+    if row is not None and row.serie == serie:
+        minimum = max(minimum, row.next_folio)
+    return _FolioFloor(minimum, int(highest))
+
+
+def _explain_folio(error: FieldError, serie: str | None, floor: _FolioFloor | None) -> FieldError:
+    """Name the serie, the last folio issued and the lowest folio accepted in a backwards-folio error."""
+    if error.code != "folio_backwards" or floor is None:
+        return error
+    return FieldError(
+        error.field,
+        error.code,
+        f"El folio inicial debe ser {floor.minimum} o mayor: la serie «{serie}» ya tiene complementos de pago "
+        f"emitidos hasta el folio {floor.highest_issued} y sus folios solo pueden avanzar.",
+    )
+
+
+def _field_problem(error: FieldError) -> dict[str, str]:
+    return FieldProblem(error.field, error.code, error.message).as_dict()
+
+
 async def set_cfdi_settings(
     session: AsyncSession,
     vendor_id: int,
@@ -259,20 +308,29 @@ async def set_cfdi_settings(
     actor: Actor,
     now: datetime,
 ) -> CfdiSettingsView:
-    """Save Datos del CFDI.  Once a folio has been used (a REP exists) the folio can only move forward."""
+    """Save Datos del CFDI.  Once a serie has REPs its folio stays above them and only moves forward.
+
+    Whether REPs exist is read from the REPs of the vendor in the requested serie, never inferred
+    from the settings row (a forward move followed by a backwards one must not slip through).
+    """
     await _vendor(session, vendor_id)
     row = await session.get(CfdiSettings, vendor_id, with_for_update=True)
     try:
+        serie: str | None = validate_serie(data.get("serie"))
+    except ValidationErrors:
+        serie = None  # reported below with every other field
+    floor = await _folio_floor(session, vendor_id, serie, row)
+    try:
         valid = validate_cfdi_settings(
             data,
-            current_next_folio=row.next_folio if row else None,
-            reps_exist=row is not None and row.next_folio > row.folio_start,
+            current_next_folio=floor.minimum if floor else None,
+            reps_exist=floor is not None,
         )
     except ValidationErrors as exc:
         raise Invalid(
             "Revisa los Datos del CFDI.",
             code="invalid_cfdi_settings",
-            details=[FieldProblem(e.field, e.code, e.message).as_dict() for e in exc.errors],
+            details=[_field_problem(_explain_folio(e, serie, floor)) for e in exc.errors],
         ) from None
     before = None
     if row is None:

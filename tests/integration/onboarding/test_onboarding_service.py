@@ -24,6 +24,7 @@ from core.vendors import onboarding
 from core.vendors.models import Csd
 from core.vendors.service import register_vendor
 from tests.support.certs import PASSWORD, TestCa
+from tests.support.onboarding_gaps import issue_reps
 from tests.support.samples import make_image, make_png_with_header
 
 SANDBOX = SatTrust(sandbox=True)
@@ -254,12 +255,13 @@ async def test_cfdi_settings_record_the_time_zone_and_the_folio_only_moves_forwa
         await onboarding.set_cfdi_settings(
             s, vid, {"lugar_expedicion": "22000", "serie": "REP", "folio_inicial": 50}, actor=ACTOR, now=clock.now()
         )
-        await s.execute(text("UPDATE cfdi_settings SET next_folio = next_folio + 3"))  # three REPs issued
-    with pytest.raises(Invalid):
+    assert [f for _, f in await issue_reps(database, vid, 3, clock.now())] == [50, 51, 52]
+    with pytest.raises(Invalid) as info:
         async with database.transaction() as s:
             await onboarding.set_cfdi_settings(
                 s, vid, {"lugar_expedicion": "22000", "serie": "REP", "folio_inicial": 52}, actor=ACTOR, now=clock.now()
             )
+    assert [d["code"] for d in info.value.details] == ["folio_backwards"]
     async with database.transaction() as s:
         view = await onboarding.set_cfdi_settings(
             s, vid, {"lugar_expedicion": "22000", "serie": "REP", "folio_inicial": 60}, actor=ACTOR, now=clock.now()

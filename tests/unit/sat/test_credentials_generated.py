@@ -80,12 +80,29 @@ def test_generated_csd_and_efirma_are_accepted_for_their_use(
     assert credential.verify(b"datos", credential.sign(b"datos"))
 
 
-@pytest.mark.parametrize(("kind", "use", "code"), [("fiel", CSD, Code.FIEL_NOT_CSD), ("csd", FIEL, Code.CSD_NOT_FIEL)])
-def test_kind_offered_for_the_other_use_is_refused(
-    ca: TestCa, trust: SatTrust, kind: str, use: CredentialUse, code: Code
+@pytest.mark.parametrize(
+    ("kind", "use", "code", "message"),
+    [
+        (
+            "fiel",
+            CSD,
+            Code.FIEL_NOT_CSD,
+            "El certificado es una e.firma (FIEL) y se requiere un certificado de sello digital (CSD).",
+        ),
+        (
+            "csd",
+            FIEL,
+            Code.CSD_NOT_FIEL,
+            "El certificado es un certificado de sello digital (CSD) y se requiere una e.firma (FIEL).",
+        ),
+    ],
+)
+def test_kind_offered_for_the_other_use_is_refused_saying_what_it_is_and_what_is_needed(
+    ca: TestCa, trust: SatTrust, kind: str, use: CredentialUse, code: Code, message: str
 ) -> None:
     issued = ca.issue(kind=kind, **window())  # type: ignore[arg-type]
-    assert problem(issued.cer_der(), issued.key_der(), use=use, trust=trust).code == code
+    error = problem(issued.cer_der(), issued.key_der(), use=use, trust=trust)
+    assert (error.code, error.message) == (code, message)
 
 
 def test_certificate_problems_are_reported_before_the_password_is_tried(ca: TestCa, trust: SatTrust) -> None:
