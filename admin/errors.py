@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import exc as sa_exc
 
 from core.errors import DomainError
 
@@ -67,6 +68,16 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status == 405:
             details = {"allowed": sorted(getattr(exc, "allowed_methods", []) or [])}
         return error_response(exc.status, code, message, details)
+    except _DATABASE_UNAVAILABLE as exc:
+        # Not a bug to page anyone about: the database is down, restarting or locked for too long.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return error_response(
+            503,
+            "service_unavailable",
+            "El servicio no está disponible por el momento (base de datos). Inténtelo de nuevo en unos minutos.",
+            {"request_id": request.headers.get("X-Request-ID") or _request_id(request)},
+            {"Retry-After": "30"},
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(
@@ -78,6 +89,16 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
+
+#: The database cannot answer: unreachable, restarting, the pool exhausted, or SQLite locked past
+#: its busy timeout.  Answered 503 with Retry-After, not 500.
+_DATABASE_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+)
 
 
 def _request_id(request: web.Request) -> str | None:

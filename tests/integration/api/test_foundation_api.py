@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from admin.app import create_app
 from admin.container import Container
+from core.auth.tokens import TOKEN_PREFIX
 from core.clock import FrozenClock
 from core.jobs import queue
 from tests.support.app import Tokens, container_for, settings_for
@@ -43,6 +44,21 @@ async def test_readiness_fails_when_the_database_is_unreachable(tmp_path: Path, 
         assert body["checks"]["database"]["ok"] is False
         assert (await c.get("/healthz")).status == 200
         assert (await c.get("/metrics")).status == 200
+    await container.aclose()
+
+
+async def test_api_requests_get_503_with_retry_after_while_the_database_is_unreachable(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    container = container_for(settings_for("postgresql+asyncpg://nobody@127.0.0.1:1/none", tmp_path), clock)
+    async with TestClient(TestServer(create_app(container))) as c:
+        token = TOKEN_PREFIX + "x" * 43  # well formed, so it is looked up
+        r = await c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status == 503
+        assert r.headers["Retry-After"] == "30"
+        error = (await r.json())["error"]
+        assert error["code"] == "service_unavailable"
+        assert "base de datos" in error["message"]
     await container.aclose()
 
 
