@@ -21,6 +21,7 @@ from core.statements.queries import RepFilter
 log = logging.getLogger("timbrado.api")
 
 CHUNK = 256 * 1024
+CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -231,9 +232,14 @@ async def list_reps(request: web.Request) -> web.Response:
     tags=["Estado de cuenta"],
     auth=("staff", "vendor"),
     response=None,
+    description=(
+        f"Con format=csv (por omisión) responde {CSV_TYPE} (UTF-8 con BOM), en flujo; con format=xlsx responde "
+        f"{XLSX_TYPE}. El archivo se llama estado-de-cuenta_<RFC>_<desde>_<hasta>.<csv|xlsx> "
+        "(Content-Disposition)."
+    ),
     query=[QueryParam("format", "csv o xlsx", {"type": "string", "enum": ["csv", "xlsx"]}), *FILTER_PARAMS],
     errors=[400, 404, 422],
-    content_type="application/octet-stream",
+    content_type="text/csv",  # the default format; the description names the XLSX type
 )
 async def export_reps(request: web.Request) -> web.StreamResponse:
     container = container_of(request)
@@ -247,7 +253,7 @@ async def export_reps(request: web.Request) -> web.StreamResponse:
         name = exports.export_filename(vendor, filters, fmt)
         response = web.StreamResponse(
             headers={
-                "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else XLSX_TYPE,
+                "Content-Type": CSV_TYPE if fmt == "csv" else XLSX_TYPE,
                 "Content-Disposition": f'attachment; filename="{name}"',
                 "Cache-Control": "no-store",
             }

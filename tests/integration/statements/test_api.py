@@ -186,6 +186,27 @@ async def test_statement_endpoints_are_in_openapi(client: TestClient) -> None:  
         assert path in doc["paths"]
 
 
+async def test_openapi_declares_the_content_types_the_export_returns(
+    client: TestClient,  # type: ignore[type-arg]
+    world: dict[str, object],
+) -> None:
+    from admin.routes.statements import XLSX_TYPE
+
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    op = doc["paths"]["/api/v1/vendors/{vendor_id}/statement/export"]["get"]
+    declared = op["responses"]["200"]["content"]
+    assert "application/octet-stream" not in declared
+    url = f"/api/v1/vendors/{world['a']}/statement/export"
+    for fmt in ("csv", "xlsx"):
+        resp = await client.get(f"{url}?format={fmt}", headers=h(world, "a"))
+        assert resp.status == 200
+        await resp.read()
+        # each type the endpoint answers is declared: as a response media type, or named in the description
+        assert resp.content_type in declared or resp.content_type in op["description"], resp.content_type
+    assert "text/csv" in declared
+    assert XLSX_TYPE in declared or XLSX_TYPE in op["description"]
+
+
 async def test_a_csv_export_that_fails_midway_is_not_delivered_as_a_complete_file(
     client: TestClient,  # type: ignore[type-arg]
     world: dict[str, object],

@@ -226,3 +226,56 @@ async def test_portfolio_orders_vendors_by_balance_and_lists_expiring_plans_and_
     assert [(p.vendor_id, p.days_to_expiry) for p in view.expiring] == [(poor, 10)]
     [order] = view.orders_in_review
     assert order.vendor_id == poor and order.overdue and order.amount_mxn == Decimal("116.00")
+
+
+def _rows_skipped(sql: str, parameters: object) -> int:
+    """The OFFSET a captured statement asks for (SQLite's dialect always writes ``LIMIT ? OFFSET ?``)."""
+    if "OFFSET" not in sql.upper():
+        return 0
+    assert sql.rstrip().upper().endswith("OFFSET ?") and isinstance(parameters, tuple | list), sql
+    return int(parameters[-1])
+
+
+async def test_deep_pages_seek_by_keyset_on_the_statement_index_without_offset(database: Database) -> None:
+    client_id, vendor_id = await _vendor_with_reps(database, 1000)
+    _, other = await seed_vendor(database, NOW, rfc="IIA040805DZ4", client_id=client_id)  # rows the seek skips
+    other_payment = await seed_payment(database, client_id, other, NOW)
+    await insert_reps(database, rep_rows(client_id, other, other_payment, 1000, newest=NOW))
+    async with database.engine.begin() as conn:
+        await conn.exec_driver_sql("ANALYZE")  # planner statistics, as a live database has them
+    captured: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_a: object) -> None:
+        if "FROM payment_complements" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with database.session() as s:
+            vendor = await queries.vendor_ref(s, vendor_id)
+            cursor = None
+            for _ in range(25):  # page 25 of 20 rows: rows 481 to 500, half the history still ahead
+                page = await queries.list_reps(s, vendor, RepFilter(), cursor=cursor, limit=20)
+                cursor = page.next_cursor
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", capture)
+    assert [line.folio for line in page.items] == list(range(520, 500, -1)) and cursor is not None
+    assert len(captured) == 25
+    (first, _), (second, _), (deep, parameters) = captured[0], captured[1], captured[-1]
+    assert all(_rows_skipped(sql, params) == 0 for sql, params in captured)  # never an OFFSET
+    assert "payment_complements.id <" not in first  # the first page has no cursor
+    assert "payment_complements.issued_at <" in deep and "payment_complements.id <" in deep  # the keyset seek
+    assert deep == second  # page 25 runs the statement of page 2: the same cost at any depth
+
+    async with database.engine.begin() as conn:
+        if database.dialect == "sqlite":
+            result = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {deep}", parameters)  # type: ignore[arg-type]
+            plan = "\n".join(str(r[-1]) for r in result)
+            assert "USING INDEX ix_payment_complements_vendor_issued_id" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan  # the index gives the order: no sort
+        else:
+            await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # small tables: a seq scan may win
+            result = await conn.exec_driver_sql(f"EXPLAIN {deep}", parameters)  # type: ignore[arg-type]
+            plan = "\n".join(str(r[0]) for r in result)
+            assert "Index Scan Backward using ix_payment_complements_vendor_issued_id" in plan, plan
+            assert "Sort" not in plan, plan  # the index gives the order: no sort
