@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Dialect, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Invalid, NotFound
@@ -241,6 +241,21 @@ def rep_query(vendor_id: int, filters: RepFilter, time_zone: str) -> Select[*tup
             )
         )
     return stmt.order_by(pc.issued_at.desc(), pc.id.desc())
+
+
+def rep_sql(vendor_id: int, filters: RepFilter, time_zone: str, dialect: Dialect) -> tuple[str, list[Any]]:
+    """:func:`rep_query` as SQL text for ``dialect``'s driver and its positional parameters, already
+    converted by their column types (so a bare driver cursor runs exactly the query the ORM would).
+
+    Rows come back in ``REP_COLUMNS`` order as the driver returns them, with no type processing."""
+    compiled = rep_query(vendor_id, filters, time_zone).compile(dialect=dialect)
+    values = compiled.construct_params()
+    params: list[Any] = []
+    for name in compiled.positiontup or ():
+        value = values[name]
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        params.append(process(value) if process is not None else value)
+    return compiled.string, params
 
 
 def rep_line(row: Any, zone: ZoneInfo) -> RepLine:

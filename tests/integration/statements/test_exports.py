@@ -191,3 +191,40 @@ async def test_200000_rows_export_completely(database: Database, tmp_path: Path)
         assert await exports.write_xlsx(s, vendor, RepFilter(), path) == 200_000
     sheet = openpyxl.load_workbook(path, read_only=True).active
     assert sheet is not None and sheet.max_row == 200_001
+
+
+async def test_raw_rows_follow_the_filters_and_order_of_the_statement_list(database: Database) -> None:
+    vendor = await _seed(database, 40, HOSTILE)
+    filters = RepFilter(
+        date_from=dt.date(2026, 11, 28), date_to=dt.date(2026, 12, 1), currency="mxn", receptor="XAXX010101000"
+    )
+    async with database.session() as s:
+        page = await queries.list_reps(s, vendor, filters, limit=500)
+        raw = [r async for rows in exports.iter_rows(s, vendor, filters, batch=3) for r in rows]
+    assert [r[0] for r in raw] == [line.id for line in page.items] and raw
+
+
+async def test_amounts_round_like_decimals_and_xml_text_is_escaped(database: Database, tmp_path: Path) -> None:
+    import zipfile
+
+    client_id, vendor_id = await seed_vendor(database, NOW, time_zone="Asia/Kolkata")  # UTC+05:30
+    payment_id = await seed_payment(database, client_id, vendor_id, NOW)
+    receivers = (("XAXX010101000", "A & B <c> \x01"),)
+    rows = rep_rows(client_id, vendor_id, payment_id, 3, newest=NOW, receivers=receivers)
+    for row, amount in zip(rows, ("1.015", "2.125", "7"), strict=True):
+        row["amount"] = Decimal(amount)
+    await insert_reps(database, rows)
+    async with database.session() as s:
+        vendor = await queries.vendor_ref(s, vendor_id)
+    csv_rows = _rows(await _csv(database, vendor))[1:]
+    assert [r[6] for r in csv_rows] == ["7.00", "2.12", "1.02"]  # Decimal's half-even, as before
+    assert csv_rows[0][0] == "01/12/2026" and csv_rows[0][4] == "A & B <c> \x01"  # 21:30 in Kolkata
+    path = tmp_path / "x.xlsx"
+    assert await _xlsx(database, vendor, path) == 3
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert [sheet.cell(row=r, column=7).value for r in (2, 3, 4)] == [7.0, 2.12, 1.02]
+    assert sheet["A2"].value == dt.datetime(2026, 12, 1, 21, 30)
+    assert sheet["E2"].value == "A & B <c> _x0001_"  # Excel's escape of a control character
