@@ -10,7 +10,7 @@ import asyncio
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from core.clients import service as clients
 from core.clock import FrozenClock
 from core.db.engine import Database
 from core.sat import SatCertificate
-from core.sat.trust import SatTrust
 from core.secrets.box import SecretBox
 from core.secrets.errors import SecretError
 from core.secrets.keys import Keyring
@@ -30,7 +29,8 @@ from core.stamps import service as stamps
 from core.vendors import onboarding
 from core.vendors.models import Csd
 from core.vendors.service import register_vendor
-from tests.support.certs import PASSWORD, IssuedCredential, TestCa, pooled_key
+from tests.support.certs import PASSWORD
+from tests.support.onboarding_gaps import add_csd, issue_csd
 
 EXE = str(Path(sys.executable).parent / "timbrado")
 ACTOR = Actor.system()
@@ -96,33 +96,6 @@ async def new_vendor(database: Database, clock: FrozenClock, *, client: str = "A
             now=clock.now(),
         )
     return v.id
-
-
-def issue_csd(clock: FrozenClock, slot: int, days: int = 700) -> IssuedCredential:
-    return TestCa.sat_like().issue(
-        rfc=RFC,
-        legal_name="PAPELERA DEL BAJIO SA DE CV",
-        key=pooled_key(slot),
-        not_before=clock.now() - timedelta(days=30),
-        not_after=clock.now() + timedelta(days=days),
-    )
-
-
-async def add_csd(database: Database, clock: FrozenClock, vid: int, cred: IssuedCredential, box: SecretBox) -> int:
-    async with database.transaction() as s:
-        view = await onboarding.add_csd(
-            s,
-            vid,
-            cer=cred.cer_der(),
-            key=cred.key_der(),
-            password=PASSWORD,
-            box=box,
-            trust=SatTrust(sandbox=True),
-            actor=ACTOR,
-            now=clock.now(),
-            require_contract=False,
-        )
-    return view.id
 
 
 async def test_vendors_show_prints_the_vendor_its_data_and_its_plans(

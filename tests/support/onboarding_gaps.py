@@ -8,19 +8,24 @@ row in one transaction), so ``cfdi_settings.next_folio`` and ``payment_complemen
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 
+from core.audit.service import Actor
+from core.clock import FrozenClock
 from core.db.engine import Database
+from core.sat.trust import SatTrust
+from core.secrets.box import SecretBox
 from core.stamping import queries
 from core.stamping.models import Payment, PaymentComplement, PaymentStatus, RepStatus
+from core.vendors import onboarding
 from core.vendors.models import Vendor
 from tests.support.app import Tokens
-from tests.support.certs import PASSWORD, IssuedCredential
+from tests.support.certs import PASSWORD, IssuedCredential, TestCa, pooled_key
 
 API_RFC = "PBA010101AB1"
 API_LEGAL_NAME = "PAPELERA DEL BAJIO SA DE CV"
@@ -147,3 +152,33 @@ async def sign_contract_api(
     await call("POST", "/contract/accept", json=versions)
     await call("POST", "/contract/sign", data=credential_form(fiel.cer_der(), fiel.key_der()))
     return bodies
+
+
+# ------------------------------------------------------------------------------------------- CSDs
+def issue_csd(clock: FrozenClock, slot: int, *, days: int = 700, rfc: str = API_RFC) -> IssuedCredential:
+    """A CSD for ``rfc`` from a SAT-like test CA, valid from 30 days ago for ``days`` days."""
+    return TestCa.sat_like().issue(
+        rfc=rfc,
+        legal_name=API_LEGAL_NAME,
+        key=pooled_key(slot),
+        not_before=clock.now() - timedelta(days=30),
+        not_after=clock.now() + timedelta(days=days),
+    )
+
+
+async def add_csd(database: Database, clock: FrozenClock, vid: int, cred: IssuedCredential, box: SecretBox) -> int:
+    """Add ``cred`` as a CSD of vendor ``vid`` (sandbox trust, no contract needed); returns its id."""
+    async with database.transaction() as s:
+        view = await onboarding.add_csd(
+            s,
+            vid,
+            cer=cred.cer_der(),
+            key=cred.key_der(),
+            password=PASSWORD,
+            box=box,
+            trust=SatTrust(sandbox=True),
+            actor=Actor.system(),
+            now=clock.now(),
+            require_contract=False,
+        )
+    return view.id

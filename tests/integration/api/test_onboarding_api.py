@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -23,19 +22,12 @@ from core.db.base import Base
 from core.stamps import service as stamps
 from tests.support.app import Tokens
 from tests.support.certs import TestCa
+from tests.support.onboarding_gaps import credential_form as form
 from tests.support.samples import make_image
 
 RFC = "PBA010101AB1"
 FIEL_PASSWORD = "eFirma-Clave-7Q2x9Lp"
 CSD_PASSWORD = "Csd-Clave-4Hk8Zw3"
-
-
-def form(cer: bytes, key: bytes, password: str) -> aiohttp.FormData:
-    f = aiohttp.FormData()
-    f.add_field("cer", io.BytesIO(cer), filename="certificado.cer", content_type="application/octet-stream")
-    f.add_field("key", io.BytesIO(key), filename="llave.key", content_type="application/octet-stream")
-    f.add_field("password", password)
-    return f
 
 
 async def vendor(client: TestClient, tokens: Tokens) -> None:

@@ -25,8 +25,7 @@ from core.stamps import service as stamps
 from core.vendors import onboarding
 from core.vendors.models import CfdiSettings, Csd
 from core.vendors.service import register_vendor
-from tests.support.certs import PASSWORD, IssuedCredential, TestCa, pooled_key
-from tests.support.onboarding_gaps import insert_reps, issue_reps
+from tests.support.onboarding_gaps import add_csd, insert_reps, issue_csd, issue_reps
 
 SANDBOX = SatTrust(sandbox=True)
 ACTOR = Actor.system()
@@ -147,31 +146,6 @@ async def test_other_field_errors_are_reported_with_the_backwards_folio(database
 
 
 # ------------------------------------------------------------------------------------ several CSDs
-def issue_csd(clock: FrozenClock, slot: int, *, days: int) -> IssuedCredential:
-    return TestCa.sat_like().issue(
-        rfc=RFC,
-        legal_name="PAPELERA",
-        key=pooled_key(slot),
-        not_before=clock.now() - timedelta(days=30),
-        not_after=clock.now() + timedelta(days=days),
-    )
-
-
-async def add(database: Database, clock: FrozenClock, vid: int, cred: IssuedCredential, box: SecretBox) -> int:
-    async with database.transaction() as s:
-        view = await onboarding.add_csd(
-            s,
-            vid,
-            cer=cred.cer_der(),
-            key=cred.key_der(),
-            password=PASSWORD,
-            box=box,
-            trust=SANDBOX,
-            actor=ACTOR,
-            now=clock.now(),
-            require_contract=False,
-        )
-    return view.id
 
 
 async def stamping_csd_id(database: Database, vid: int, clock: FrozenClock) -> int | None:
@@ -202,8 +176,8 @@ async def test_a_vendor_keeps_several_csds_with_exactly_one_active_and_stamping_
     await save(database, clock, vid, 1)
     await insert_reps(database, vid, "X", [1], clock.now())  # a payment row for the stamping head query
     lasting, soon = issue_csd(clock, 21, days=700), issue_csd(clock, 22, days=10)
-    first = await add(database, clock, vid, lasting, box)
-    second = await add(database, clock, vid, soon, box)
+    first = await add_csd(database, clock, vid, lasting, box)
+    second = await add_csd(database, clock, vid, soon, box)
 
     async def state() -> tuple[list[tuple[int, str]], str | None, list[str]]:
         async with database.session() as s:
@@ -248,9 +222,9 @@ async def test_adding_the_same_csd_again_keeps_one_row_and_makes_it_active(
     box = SecretBox(Keyring.generate("k1"))
     vid = await new_vendor(database, clock)
     a, b = issue_csd(clock, 21, days=700), issue_csd(clock, 22, days=700)
-    first = await add(database, clock, vid, a, box)
-    second = await add(database, clock, vid, b, box)
-    assert await add(database, clock, vid, a, box) == first
+    first = await add_csd(database, clock, vid, a, box)
+    second = await add_csd(database, clock, vid, b, box)
+    assert await add_csd(database, clock, vid, a, box) == first
     async with database.session() as s:
         rows = (await s.scalars(select(Csd).order_by(Csd.id))).all()
     assert [(r.id, r.active) for r in rows] == [(first, True), (second, False)]
@@ -260,7 +234,7 @@ async def test_a_csd_of_another_vendor_cannot_be_activated(database: Database, c
     box = SecretBox(Keyring.generate("k1"))
     vid = await new_vendor(database, clock)
     other = await new_vendor(database, clock)
-    theirs = await add(database, clock, other, issue_csd(clock, 21, days=700), box)
+    theirs = await add_csd(database, clock, other, issue_csd(clock, 21, days=700), box)
     with pytest.raises(NotFound):
         async with database.transaction() as s:
             await onboarding.activate_csd(s, vid, theirs, actor=ACTOR, now=clock.now())
@@ -270,7 +244,7 @@ async def test_a_csd_of_another_vendor_cannot_be_activated(database: Database, c
 async def test_the_expiry_warning_starts_exactly_30_days_before_expiry(database: Database, clock: FrozenClock) -> None:
     box = SecretBox(Keyring.generate("k1"))
     vid = await new_vendor(database, clock)
-    await add(database, clock, vid, issue_csd(clock, 23, days=31), box)
+    await add_csd(database, clock, vid, issue_csd(clock, 23, days=31), box)
 
     async def sweep() -> int:
         async with database.transaction() as s:
