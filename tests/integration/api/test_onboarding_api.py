@@ -22,31 +22,13 @@ from core.db.base import Base
 from core.stamps import service as stamps
 from tests.support.app import Tokens
 from tests.support.certs import TestCa
+from tests.support.onboarding_gaps import API_RFC, register_api_vendor
 from tests.support.onboarding_gaps import credential_form as form
 from tests.support.samples import make_image
 
-RFC = "PBA010101AB1"
+RFC = API_RFC
 FIEL_PASSWORD = "eFirma-Clave-7Q2x9Lp"
 CSD_PASSWORD = "Csd-Clave-4Hk8Zw3"
-
-
-async def vendor(client: TestClient, tokens: Tokens) -> None:
-    h = tokens.auth("staff")
-    acme = await (
-        await client.post("/api/v1/clients", json={"name": "ACME", "proveedores_plus": True}, headers=h)
-    ).json()
-    r = await client.post(
-        "/api/v1/vendors",
-        json={
-            "client_id": acme["id"],
-            "rfc": RFC,
-            "razon_social": "Papelera del Bajío SA de CV",
-            "correo": "facturas@papelerabajio.mx",
-            "direccion": "Av. Constituyentes 100, Querétaro",
-        },
-        headers=h,
-    )
-    assert r.status == 201
 
 
 def secret_forms(name: str, secret: bytes) -> list[tuple[str, bytes]]:
@@ -102,7 +84,7 @@ async def test_a_vendor_completes_onboarding_and_becomes_ready(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     bodies = record_response_bodies(client, monkeypatch)
-    await vendor(client, tokens)
+    await register_api_vendor(client, tokens)
     now = container.clock.now()
     ca = TestCa.sat_like()
     fiel = ca.issue(
@@ -262,7 +244,7 @@ async def test_a_vendor_completes_onboarding_and_becomes_ready(
 async def test_another_vendor_cannot_touch_this_vendors_onboarding(
     client: TestClient, container: Container, tokens: Tokens
 ) -> None:
-    await vendor(client, tokens)
+    await register_api_vendor(client, tokens)
     from core.auth.tokens import create_token
 
     async with container.db.transaction() as s:
